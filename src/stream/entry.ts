@@ -1,0 +1,64 @@
+/**
+ * The one currency of the pipeline: a source yields entries, filters transform them, a sink consumes them.
+ * Paths are bytes because image file names may hold newlines or non-UTF-8 bytes.
+ */
+export type EntryType = 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo' | 'socket';
+
+export interface Entry {
+  /** Image-rooted path as raw bytes: `/` for the root, `/etc/hostname`; never a trailing slash. */
+  path: Buffer;
+  type: EntryType;
+  /** Permission bits including setuid, setgid and sticky (`mode & 0o7777`); no file-type bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** Owner names, only where the source carries them (a tar archive); never looked up on the host. */
+  uname?: string | undefined;
+  gname?: string | undefined;
+  /** Modification time in nanoseconds since the epoch. */
+  mtimeNs: bigint;
+  /** Content length in bytes for `file`; 0 for every other type. */
+  size: number;
+  /** `symlink`: the target bytes as stored. `hardlink`: the image-rooted path of the entry it links to. */
+  linkTarget?: Buffer | undefined;
+  /** `char` and `block` devices. */
+  devMajor?: number | undefined;
+  devMinor?: number | undefined;
+  /** Extended attributes, name → raw value (binary-safe: `security.capability`). */
+  xattrs: ReadonlyMap<string, Buffer>;
+  /**
+   * The content of a `file`, as chunks. A streaming source (a tar archive) only allows this while the
+   * entry is current, so a consumer reads it before pulling the next entry, or not at all.
+   */
+  content?: (() => AsyncIterable<Buffer>) | undefined;
+}
+
+/** Where an image's files come from: a directory, an archive, later a VCS revision or an OCI image. */
+export interface ImageSource {
+  /** For messages: `directory ./img`, `archive img.tar.gz`. */
+  readonly description: string;
+  /** Every entry of the image, the root `/` first, sorted by the bytes of their paths. */
+  entries(): AsyncIterable<Entry>;
+  /**
+   * Reads one regular file by image path, resolving symlinks inside the image (an absolute target is
+   * taken from the image root). `undefined` when absent; a CloudletsError (EPATH) when the path or a
+   * link on the way escapes the image or the file is not a regular file.
+   */
+  readFile(imagePath: string): Promise<Buffer | undefined>;
+  /** Releases whatever the source holds open. */
+  close?(): Promise<void>;
+}
+
+/** Where entries go: a tar stream, a directory, a filesystem image. */
+export interface EntrySink<R = void> {
+  write(entries: AsyncIterable<Entry>): Promise<R>;
+}
+
+export function pathString(path: Buffer): string {
+  return path.toString('utf8');
+}
+
+/** Byte-order comparison of two image paths: the order every source yields and every sink expects. */
+export function comparePaths(a: Buffer, b: Buffer): number {
+  return Buffer.compare(a, b);
+}
