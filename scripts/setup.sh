@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs everything cloudlets and its tests need on Debian 12, then builds. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: the programs our tests use as real consumers (GNU tar, bsdtar, e2fsck, qemu...) and the
+# few the tool itself calls (getfattr/setfattr for xattrs, zstd on Node 20, grub-mkimage for boot images).
+PACKAGES=(
+  attr libarchive-tools tar zstd gzip git mercurial time
+  e2fsprogs dosfstools mtools fdisk gdisk
+  grub-pc-bin grub-efi-amd64-bin grub2-common
+  qemu-system-x86 qemu-utils ovmf busybox-static cpio xorriso
+)
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt 20 ]; then
+  echo "setup: Node.js 20 or newer is needed (found: $(node -v 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+npm ci --no-audit --no-fund --loglevel=error
+npm run --silent build

@@ -1,0 +1,40 @@
+import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const CLI = resolve(import.meta.dirname, '../dist/cli/main.js');
+export const EXAMPLE = resolve(import.meta.dirname, '../examples/sample.cloudlet');
+export const isRoot = process.getuid?.() === 0;
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+}
+
+/** Runs the built command as a user would, without a terminal. */
+export function cli(
+  args: string[],
+  opts: { input?: string | Buffer; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): CliResult {
+  const res: SpawnSyncReturns<Buffer> = spawnSync(process.execPath, [CLI, ...args], {
+    input: opts.input,
+    env: { ...process.env, CI: 'true', ...opts.env },
+    cwd: opts.cwd,
+    maxBuffer: 1 << 30,
+  });
+  return {
+    code: res.status,
+    stdout: res.stdout.toString('utf8'),
+    stderr: res.stderr.toString('utf8'),
+    stdoutBytes: res.stdout,
+  };
+}
+
+/** A temporary directory removed by the returned function. */
+export function tempDir(prefix = 'cloudlets-test-'): { path: string; remove: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
