@@ -1,5 +1,10 @@
-// CONTRACT STUB (owner: manifest/config helper). Signatures are fixed; bodies to be written.
-import type { ImageSource } from '../stream/entry.js';
+// The manifest: its types, and the public API of src/manifest (loading, validating, the JSON Schema).
+export { formatAjvErrors } from './ajv-errors.js';
+export { checkJsonValue, JSON_MAX_DEPTH, jsonPointer, parseJson } from './json.js';
+export { kernelSatisfies } from './kernel.js';
+export { loadManifest, MANIFEST_PATH, MANIFEST_WHERE, MAX_MANIFEST_BYTES } from './load.js';
+export { IMAGE_PATH_PATTERN, MANIFEST_SCHEMA_ID, manifestJsonSchema } from './schema.js';
+export { type ValidateManifestOptions, validateManifest } from './validate.js';
 
 export interface EntryPointRequirements {
   arch?: string | string[];
@@ -47,13 +52,4 @@ export interface LoadManifestOptions {
   manifestFile?: string;
   /** Unknown top-level fields become errors. */
   strict?: boolean;
-}
-
-export const MANIFEST_PATH = '/.cloudlet/manifest';
-
-export async function loadManifest(
-  _source: ImageSource,
-  _opts: LoadManifestOptions = {},
-): Promise<LoadedManifest> {
-  throw new Error('not implemented');
 }

@@ -1,7 +1,14 @@
-// STUB: to be written by the command's owner.
-import { CloudletsError } from '../../errors.js';
-import type { CliContext } from '../context.js';
+// `cloudlets manifest IMAGE`: the manifest with defaults filled in and `args` expanded.
+import type { Command } from 'commander';
+import { type CliContext, type GlobalOptions, writeJson } from '../context.js';
+import { withImage } from '../input.js';
 
-export async function run(_ctx: CliContext, ..._args: unknown[]): Promise<void> {
-  throw new CloudletsError('ENOTSUP', 'manifest: not implemented yet');
+export async function run(
+  ctx: CliContext,
+  image: string,
+  _opts: { json?: boolean },
+  cmd: Command,
+): Promise<void> {
+  const { manifest } = cmd.optsWithGlobals<GlobalOptions>();
+  await withImage(ctx, image, { manifestFile: manifest }, (img) => writeJson(ctx, img.manifest));
 }

@@ -1,7 +1,7 @@
-// STUB: to be written by the command's owner.
-import { CloudletsError } from '../../errors.js';
-import type { CliContext } from '../context.js';
+// `cloudlets specs`: the manifest's JSON Schema (draft 2020-12), as committed in schema/manifest.schema.json.
+import { manifestJsonSchema } from '../../manifest/schema.js';
+import { type CliContext, writeJson } from '../context.js';
 
-export async function run(_ctx: CliContext, ..._args: unknown[]): Promise<void> {
-  throw new CloudletsError('ENOTSUP', 'specs: not implemented yet');
+export async function run(ctx: CliContext): Promise<void> {
+  writeJson(ctx, manifestJsonSchema());
 }

@@ -1,0 +1,75 @@
+// JSON given on the command line: inline, `@FILE` (a host file), or `-` (standard input).
+import { isAbsolute, resolve } from 'node:path';
+import { CloudletsError } from '../errors.js';
+import { type Image, openImage } from '../image/index.js';
+import { parseJson } from '../manifest/json.js';
+import { decodeUtf8, readHostFile } from '../manifest/load.js';
+import { type CliContext, warn } from './context.js';
+
+/** A configuration is small; more than this from a file or a pipe is refused rather than buffered. */
+export const MAX_INPUT_BYTES = 16 * 1024 * 1024;
+
+export interface JsonInput {
+  value: unknown;
+  /** For messages: `what` for inline JSON, the file name for `@FILE`, `standard input` for `-`. */
+  where: string;
+}
+
+async function readStdin(ctx: CliContext, where: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of ctx.stdin) {
+    const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    total += buf.length;
+    if (total > MAX_INPUT_BYTES) {
+      throw new CloudletsError('ECONFIG', `larger than ${MAX_INPUT_BYTES} bytes; refused`, { where });
+    }
+    chunks.push(buf);
+  }
+  return Buffer.concat(chunks);
+}
+
+/**
+ * Reads and parses a JSON command-line value. `what` names inline JSON in messages (`configuration`,
+ * `arguments`). Errors are CloudletsError ECONFIG naming the source and the line/column or JSON pointer.
+ */
+export async function readJsonInput(ctx: CliContext, value: string, what: string): Promise<JsonInput> {
+  let text: string;
+  let where: string;
+  if (value === '-') {
+    where = 'standard input';
+    text = decodeUtf8(await readStdin(ctx, where), where, 'ECONFIG');
+  } else if (value.startsWith('@')) {
+    where = value.slice(1);
+    if (where === '') throw new CloudletsError('EUSAGE', `${what}: @ must be followed by a file name`);
+    const path = isAbsolute(where) ? where : resolve(ctx.cwd, where);
+    text = decodeUtf8(
+      await readHostFile(path, { where, code: 'ECONFIG', maxBytes: MAX_INPUT_BYTES }),
+      where,
+      'ECONFIG',
+    );
+  } else {
+    where = what;
+    text = value;
+  }
+  return { value: parseJson(text, { where, code: 'ECONFIG' }), where };
+}
+
+/** Opens IMAGE with the global `--manifest`, prints the manifest's warnings, and closes it afterwards. */
+export async function withImage<T>(
+  ctx: CliContext,
+  spec: string,
+  opts: { manifestFile?: string | undefined; strict?: boolean | undefined },
+  use: (image: Image) => Promise<T> | T,
+): Promise<T> {
+  const image = await openImage(spec, {
+    ...(opts.manifestFile === undefined ? {} : { manifestFile: opts.manifestFile }),
+    ...(opts.strict ? { strict: true } : {}),
+  });
+  try {
+    for (const w of image.warnings) warn(ctx, w);
+    return await use(image);
+  } finally {
+    await image.source.close?.();
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * The `args` schema is written by the manifest's author, a stranger. It is compiled by a fresh Ajv per
+ * manifest (no shared state, no remote `$ref` loading: Ajv only fetches with a `loadSchema` we never give),
+ * and its regular expressions are screened first, because Ajv runs `pattern` and `patternProperties` on every
+ * configuration and a backtracking pattern would hang on a long value.
+ *
+ * The screen is a deliberately simple rule, documented as such: a pattern is refused when it is longer than
+ * `MAX_PATTERN_LENGTH` characters, when it does not compile, or when a group that contains an unbounded
+ * quantifier (`+`, `*`, `{n,}`) is itself repeated without bound, as in `(a+)+` or `(\d*)*`. It does not catch
+ * every slow pattern (overlapping alternatives like `(a|a)*` pass); it catches the classic ones.
+ */
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import { CloudletsError, type ErrorCode } from '../errors.js';
+import { jsonPointer } from '../manifest/json.js';
+
+export const MAX_PATTERN_LENGTH = 1000;
+
+/** A fresh Ajv for one stranger's schema: defaults filled in, unknown keywords and formats tolerated. */
+export function strangerAjv(): Ajv2020 {
+  return new Ajv2020({
+    strict: false,
+    useDefaults: true,
+    allErrors: false,
+    logger: false,
+    validateFormats: false,
+  });
+}
+
+/** Why `source` is refused, or undefined when it passes the screen. */
+export function unsafePatternReason(source: string): string | undefined {
+  if (source.length > MAX_PATTERN_LENGTH) return `longer than ${MAX_PATTERN_LENGTH} characters`;
+  try {
+    new RegExp(source, 'u');
+  } catch (err) {
+    return `not a valid regular expression (${(err as Error).message})`;
+  }
+  if (hasNestedQuantifier(source)) {
+    return 'a repeated group contains a repetition, as in (a+)+, which can take exponential time';
+  }
+  return undefined;
+}
+
+/** True when a group holding an unbounded quantifier is followed by an unbounded quantifier. */
+export function hasNestedQuantifier(source: string): boolean {
+  // Each open group records whether an unbounded quantifier occurred inside it (at any depth).
+  const groups: boolean[] = [];
+  let inClass = false;
+  const unboundedAt = (i: number): boolean => {
+    const c = source[i];
+    if (c === '+' || c === '*') return true;
+    if (c === '{') return /^\{\d*,\}/.test(source.slice(i, i + 24));
+    return false;
+  };
+  for (let i = 0; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') {
+      i++;
+      if (!inClass && unboundedAt(i + 1) && groups.length > 0) groups[groups.length - 1] = true;
+      continue;
+    }
+    if (inClass) {
+      if (c === ']') inClass = false;
+      else continue;
+    } else if (c === '[') {
+      inClass = true;
+      continue;
+    } else if (c === '(') {
+      groups.push(false);
+      continue;
+    } else if (c === ')') {
+      const inner = groups.pop() ?? false;
+      const repeated = unboundedAt(i + 1);
+      if (inner && repeated) return true;
+      if ((inner || repeated) && groups.length > 0) groups[groups.length - 1] = true;
+      continue;
+    }
+    // A plain atom (a character, a class just closed, a dot): is it repeated without bound?
+    if (unboundedAt(i + 1) && groups.length > 0) groups[groups.length - 1] = true;
+  }
+  return false;
+}
+
+/** Throws when any `pattern` or `patternProperties` key in the schema fails the screen. */
+export function checkSchemaPatterns(
+  schema: unknown,
+  opts: { where: string; code: ErrorCode; pointerPrefix: (string | number)[] },
+): void {
+  const fail = (path: (string | number)[], pattern: string, reason: string): never => {
+    throw new CloudletsError(
+      opts.code,
+      `${jsonPointer(path)}: the pattern ${JSON.stringify(pattern.slice(0, 80))} is refused: ${reason}`,
+      { where: opts.where },
+    );
+  };
+  const walk = (node: unknown, path: (string | number)[]): void => {
+    if (node === null || typeof node !== 'object') return;
+    if (Array.isArray(node)) {
+      node.forEach((n, i) => {
+        walk(n, [...path, i]);
+      });
+      return;
+    }
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'pattern' && typeof value === 'string') {
+        const reason = unsafePatternReason(value);
+        if (reason) fail([...path, key], value, reason);
+      }
+      if (key === 'patternProperties' && value !== null && typeof value === 'object') {
+        for (const p of Object.keys(value)) {
+          const reason = unsafePatternReason(p);
+          if (reason) fail([...path, key, p], p, reason);
+        }
+      }
+      walk(value, [...path, key]);
+    }
+  };
+  walk(schema, opts.pointerPrefix);
+}
+
+/** Screens and compiles a stranger's schema; a schema Ajv refuses becomes a CloudletsError at `pointer`. */
+export function compileStrangerSchema(
+  schema: Record<string, unknown>,
+  opts: { where: string; code: ErrorCode; pointerPrefix: (string | number)[] },
+): ValidateFunction {
+  checkSchemaPatterns(schema, opts);
+  try {
+    return strangerAjv().compile(schema);
+  } catch (err) {
+    throw new CloudletsError(
+      opts.code,
+      `${jsonPointer(opts.pointerPrefix) || '/'}: not a usable JSON Schema: ${(err as Error).message}`,
+      { where: opts.where, cause: err },
+    );
+  }
+}
