@@ -126,6 +126,47 @@ export function buildProgram(ctx: CliContext): Command {
     .action(run(() => import('./commands/tar.js')));
 
   program
+    .command('build')
+    .description(
+      'build a bootable disk from IMAGE: GPT, EFI system partition, ext4 root, GRUB for BIOS and UEFI',
+    )
+    .argument('<image>', 'image directory or tar archive')
+    .addOption(new Option('--format <format>', 'output format').choices(['raw']).default('raw'))
+    .option('-o, --output <file>', 'the disk file to write')
+    .addOption(configOption())
+    .option(
+      '--size <size>',
+      'disk size: auto (least root size + 20% + 64 MiB, + boot partitions) or e.g. 2G, 512M',
+      'auto',
+    )
+    .addOption(
+      new Option('--boot <mode>', 'hybrid: GPT booting under BIOS and UEFI; bios: MBR; uefi: GPT + ESP only')
+        .choices(['hybrid', 'bios', 'uefi'])
+        .default('hybrid'),
+    )
+    .option(
+      '--kernel <path>',
+      "image path of the kernel (default: the manifest's kernel entry point, else /boot/vmlinuz-*)",
+    )
+    .option('--initrd <path>', 'image path of the initial ramdisk')
+    .option('--cmdline <args>', 'kernel arguments after root=UUID=... ro console=tty0 console=ttyS0,115200')
+    .option('-f, --force', 'overwrite an existing output file')
+    .option('--reproducible', 'derive every UUID and time from the image (implied by $SOURCE_DATE_EPOCH)')
+    .option('--template-timeout <seconds>', 'time limit for rendering each template', '10')
+    .option('--json', 'machine-readable summary on standard output')
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'cloudlets build ./myimage --format raw -o disk.img',
+        `cloudlets build img.tar.zst -o disk.img --config '{"args":{"hostname":"web1"}}' --size 2G`,
+        'cloudlets build ./myimage -o bios.img --boot bios --kernel /boot/vmlinuz-6.1.0-13-amd64 --cmdline quiet',
+        'SOURCE_DATE_EPOCH=1700000000 cloudlets build ./myimage -o disk.img --force',
+        'qemu-system-x86_64 -m 512 -nographic -drive file=disk.img,format=raw,if=virtio',
+      ]),
+    )
+    .action(run(() => import('./commands/build.js')));
+
+  program
     .command('config')
     .description('print the applied configuration, or render the templates of an image directory in place')
     .argument('<image>', 'image directory')
@@ -152,6 +193,134 @@ export function buildProgram(ctx: CliContext): Command {
     .option('--json', 'machine-readable output')
     .addHelpText('after', EXAMPLES(['cloudlets init ./rootfs', 'cloudlets init ./rootfs --dry-run --json']))
     .action(run(() => import('./commands/init.js')));
+
+  // Versioning: content in git or Mercurial, every other bit of metadata in /.cloudlet/metadata.
+  const vcsOption = () => new Option('--vcs <kind>', 'repository kind').choices(['git', 'hg']);
+  const trustOption = () =>
+    new Option('--trust', 'create device nodes, setuid/setgid bits and security.capability (root only)');
+
+  program
+    .command('commit')
+    .description('record IMAGE as a new revision: content, owners, modes, links, devices, xattrs')
+    .argument('<image>', 'image directory (the repository is created in it on first use)')
+    .requiredOption('-m, --message <msg>', 'commit message')
+    .addOption(vcsOption())
+    .option('--mtimes', 'record modification times too (kept from then on)')
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'cloudlets commit ./myimage -m "base system"',
+        'cloudlets commit ./myimage -m "base system" --vcs hg',
+      ]),
+    )
+    .action(run(() => import('./commands/commit.js')));
+
+  program
+    .command('status')
+    .description('what a commit of IMAGE would record; volatile paths shown as ignored')
+    .argument('<image>', 'image directory')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', EXAMPLES(['cloudlets status ./myimage', 'cloudlets status ./myimage --json']))
+    .action(run(() => import('./commands/status.js')));
+
+  program
+    .command('log')
+    .description('the revisions of IMAGE, newest first')
+    .argument('<image>', 'image directory')
+    .option('-n, --max <count>', 'show at most this many')
+    .option('--json', 'machine-readable output')
+    .addHelpText('after', EXAMPLES(['cloudlets log ./myimage', 'cloudlets log ./myimage -n 5 --json']))
+    .action(run(() => import('./commands/log.js')));
+
+  program
+    .command('diff')
+    .description('content and metadata changes: HEAD to the directory, REV to the directory, or REV to REV')
+    .argument('<image>', 'image directory')
+    .argument('[rev]', 'from this revision (default HEAD)')
+    .argument('[rev2]', 'to this revision (default the directory as it is)')
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'cloudlets diff ./myimage',
+        'cloudlets diff ./myimage HEAD~1 HEAD',
+        'cloudlets diff ./myimage v1 --json',
+      ]),
+    )
+    .action(run(() => import('./commands/diff.js')));
+
+  program
+    .command('checkout')
+    .description('switch IMAGE to revision REV and restore its metadata (volatile files are kept)')
+    .argument('<image>', 'image directory')
+    .argument('<rev>', 'revision: hash, branch or tag')
+    .addOption(trustOption())
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      EXAMPLES(['cloudlets checkout ./myimage HEAD~1', 'cloudlets checkout ./myimage v2 --trust']),
+    )
+    .action(run(() => import('./commands/checkout.js')));
+
+  program
+    .command('clone')
+    .description('a new image directory DIR from the repository at URL, metadata restored')
+    .argument('<url>', 'repository: path, file://, https://, ssh://, git://')
+    .argument('<dir>', 'new image directory (absent or empty)')
+    .addOption(vcsOption())
+    .addOption(trustOption())
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      EXAMPLES([
+        'cloudlets clone https://example.org/images/base.git ./base',
+        'sudo cloudlets clone ./myimage /srv/copy --trust',
+        'cloudlets clone http://127.0.0.1:8000/ ./copy --vcs hg',
+      ]),
+    )
+    .action(run(() => import('./commands/clone.js')));
+
+  program
+    .command('push')
+    .description("send IMAGE's revisions to DEST (default the repository it was cloned from)")
+    .argument('<image>', 'image directory')
+    .argument('[dest]', 'repository path or URL')
+    .addHelpText(
+      'after',
+      EXAMPLES(['cloudlets push ./myimage', 'cloudlets push ./myimage /srv/images/base.git']),
+    )
+    .action(run(() => import('./commands/push.js')));
+
+  program
+    .command('pull')
+    .description('fetch revisions into IMAGE, merge them, and restore the merged metadata')
+    .argument('<image>', 'image directory')
+    .argument('[src]', 'repository path or URL (default the one it was cloned from)')
+    .addOption(trustOption())
+    .option('--json', 'machine-readable output')
+    .addHelpText(
+      'after',
+      EXAMPLES(['cloudlets pull ./myimage', 'cloudlets pull ./myimage /srv/images/base.git']),
+    )
+    .action(run(() => import('./commands/pull.js')));
+
+  for (const vcs of ['git', 'hg'] as const) {
+    program
+      .command(vcs)
+      .description(`run ${vcs} itself with the image directory as the repository`)
+      .argument('<image>', 'image directory')
+      .argument('[args...]', `arguments for ${vcs}; put them after -- when they start with -`)
+      .allowUnknownOption()
+      .addHelpText(
+        'after',
+        EXAMPLES([
+          `cloudlets ${vcs} ./myimage log`,
+          `cloudlets ${vcs} ./myimage -- ${vcs === 'git' ? 'log --oneline -n 3' : 'log -l 3'}`,
+        ]),
+      )
+      .action(run(() => import(`./commands/${vcs}.js`)));
+  }
 
   return program;
 }

@@ -4,9 +4,11 @@
  * the stream this returns.
  */
 import type { Configuration } from '../config/index.js';
+import { APPLIED_CONFIG_PATH, pristinePath } from '../configure/index.js';
 import { CloudletsError } from '../errors.js';
 import type { Image } from '../image/index.js';
 import type { Entry } from '../stream/entry.js';
+import { fileEntry, type InjectedEntry, injectEntries, parentDirectories } from '../stream/filters/inject.js';
 import { renderEntries } from '../stream/filters/render.js';
 import { classify, DEFAULT_KINDS, type PathKind, selectEntries } from '../stream/filters/select.js';
 import { renderTemplates } from '../templates/index.js';
@@ -30,27 +32,66 @@ export interface ExportOptions {
 export async function exportEntries(image: Image, opts: ExportOptions): Promise<AsyncIterable<Entry>> {
   const kinds = opts.only ?? DEFAULT_KINDS;
   const classifier = classify(image.manifest, { where: image.where });
-  const rendered = kinds.includes('templates')
-    ? await renderImageTemplates(image, opts)
-    : new Map<string, Buffer>();
-  const selected = selectEntries(image.source.entries(), {
+  const templates = kinds.includes('templates') ? await readTemplates(image) : [];
+  const rendered = await renderImageTemplates(image, templates, opts);
+  let selected = selectEntries(image.source.entries(), {
     classify: classifier,
     kinds,
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
   });
+  if (templates.length > 0 && kinds.includes('other')) {
+    selected = injectEntries(selected, configurationRecord(templates, opts.configuration));
+  }
   return abortable(renderEntries(selected, rendered), opts.signal);
 }
 
-/** Reads every template named by the manifest (inside the image only) and renders them in one sandbox. */
-export async function renderImageTemplates(
-  image: Image,
-  opts: Pick<ExportOptions, 'configuration' | 'templateTimeoutMs'>,
-): Promise<Map<string, Buffer>> {
-  const paths = image.manifest.templates;
-  if (paths.length === 0) return new Map();
-  const templates = [];
-  for (const [index, path] of paths.entries()) {
-    const source = await image.source.readFile(path);
+interface TemplateText {
+  path: string;
+  source: Buffer;
+}
+
+/**
+ * An export is a configuration on the way out, so the output records it as `cloudlets config` would:
+ * the applied configuration, and the pristine text of each template (unless the image already keeps
+ * one), so that the exported image can be configured again.
+ */
+function configurationRecord(
+  templates: readonly TemplateText[],
+  configuration: Configuration,
+): InjectedEntry[] {
+  const meta = { mtimeNs: 0n };
+  const record: InjectedEntry[] = [
+    ...parentDirectories(APPLIED_CONFIG_PATH, meta),
+    fileEntry(APPLIED_CONFIG_PATH, Buffer.from(`${JSON.stringify(configuration, null, 2)}\n`), {
+      ...meta,
+      mode: 0o600,
+    }),
+  ];
+  for (const { path, source } of templates) {
+    const copy = pristinePath(path);
+    record.push(...parentDirectories(copy, meta), {
+      ...fileEntry(copy, source, { ...meta, mode: 0o644 }),
+      ifAbsent: true,
+    });
+  }
+  // Parents shared by several templates appear once.
+  const seen = new Set<string>();
+  return record.filter((e) => {
+    const key = e.path.toString('latin1');
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+/**
+ * Reads the text of every template named by the manifest, inside the image only. An image configured
+ * in place keeps the pristine text under /.cloudlet/templates: that is the template, not the rendered file.
+ */
+export async function readTemplates(image: Image): Promise<TemplateText[]> {
+  const templates: TemplateText[] = [];
+  for (const [index, path] of image.manifest.templates.entries()) {
+    const source = (await image.source.readFile(pristinePath(path))) ?? (await image.source.readFile(path));
     if (source === undefined) {
       throw new CloudletsError('ETEMPLATE', `/templates/${index}: ${path} does not exist in the image`, {
         where: image.where,
@@ -58,9 +99,23 @@ export async function renderImageTemplates(
     }
     templates.push({ path, source });
   }
+  return templates;
+}
+
+/** Renders templates in one sandbox; includes are read from the image. */
+export async function renderImageTemplates(
+  image: Image,
+  templates: readonly TemplateText[],
+  opts: Pick<ExportOptions, 'configuration' | 'templateTimeoutMs'>,
+): Promise<Map<string, Buffer>> {
+  if (templates.length === 0) return new Map();
   return renderTemplates({
-    templates,
-    readInclude: (path) => image.source.readFile(path),
+    templates: [...templates],
+    // An included template is read from its pristine copy too, when the image keeps one.
+    readInclude: async (path) =>
+      (image.manifest.templates.includes(path)
+        ? await image.source.readFile(pristinePath(path))
+        : undefined) ?? (await image.source.readFile(path)),
     configuration: opts.configuration,
     manifest: image.manifest,
     ...(opts.templateTimeoutMs === undefined ? {} : { timeoutMs: opts.templateTimeoutMs }),

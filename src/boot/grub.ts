@@ -1,0 +1,161 @@
+// GRUB for the disks we build: the host's `grub-mkimage` makes a standalone core image with the whole
+// config embedded (no /boot/grub on the disk, nothing read from the image at build time), for BIOS
+// (i386-pc, in the BIOS boot partition or after the MBR) and UEFI (x86_64-efi, \EFI\BOOT\BOOTX64.EFI).
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CloudletsError } from '../errors.js';
+import { runTool } from './run.js';
+
+export const GRUB_LIB_DIR = '/usr/lib/grub';
+
+/** Offsets in GRUB 2's i386-pc images (grub-core/boot/i386/pc/boot.S, diskboot.S; include/grub/i386/pc/boot.h). */
+const BOOT_KERNEL_SECTOR = 0x5c;
+const BOOT_DRIVE_CHECK = 0x66;
+const DISKBOOT_BLOCKLIST_START = 0x200 - 12;
+
+const COMMON_MODULES = [
+  'ext2',
+  'search',
+  'search_fs_uuid',
+  'linux',
+  'boot',
+  'serial',
+  'terminal',
+  'echo',
+  'reboot',
+  'halt',
+];
+const BIOS_MODULES = ['biosdisk', 'part_gpt', 'part_msdos', ...COMMON_MODULES];
+const EFI_MODULES = ['part_gpt', 'part_msdos', 'efi_gop', ...COMMON_MODULES];
+
+export interface GrubConfigOptions {
+  /** ext4 filesystem UUID of the root: GRUB searches it, the kernel mounts it (`root=UUID=`). */
+  rootFsUuid: string;
+  /** Kernel and initrd paths inside the root filesystem. */
+  kernel: string;
+  initrd?: string | undefined;
+  /** Extra kernel arguments, appended after ours (so they win). */
+  cmdline?: string | undefined;
+  /**
+   * For the UEFI image: GRUB writes to the firmware console only, which firmware (OVMF, server SOL)
+   * already mirrors to the serial port; writing to both would print every character twice there.
+   */
+  efi?: boolean | undefined;
+}
+
+/**
+ * The embedded config. It runs in GRUB's rescue parser (no `normal` module: smaller, nothing to load),
+ * so it is a flat list of commands; if `boot` returns, say so and reboot instead of waiting forever.
+ */
+export function grubConfig(o: GrubConfigOptions): string {
+  const args = ['root=UUID=' + o.rootFsUuid, 'ro', 'console=tty0', 'console=ttyS0,115200'];
+  args.push(...splitCmdline(o.cmdline ?? ''));
+  const lines = [
+    'serial --unit=0 --speed=115200',
+    'terminal_input serial console',
+    o.efi ? 'terminal_output console' : 'terminal_output serial console',
+    `search --no-floppy --fs-uuid --set=root ${o.rootFsUuid}`,
+    `linux ${[o.kernel, ...args].map((a) => quote(a, 'kernel command line')).join(' ')}`,
+    ...(o.initrd ? [`initrd ${quote(o.initrd, 'initrd path')}`] : []),
+    'boot',
+    "echo 'cloudlets: the kernel did not start; rebooting'",
+    'reboot',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function splitCmdline(cmdline: string): string[] {
+  return cmdline.split(/[ \t]+/).filter((w) => w !== '');
+}
+
+/** Single-quotes one word for GRUB's parser; words that could break out of it are refused. */
+function quote(word: string, what: string): string {
+  if (/['\\\x00-\x1f\x7f]/.test(word)) {
+    throw new CloudletsError(
+      'EUSAGE',
+      `${what} holds a quote, backslash or control character: ${JSON.stringify(word)}`,
+      {
+        hint: 'kernel paths and arguments must be plain words',
+      },
+    );
+  }
+  return `'${word}'`;
+}
+
+export interface GrubImageOptions {
+  config: string;
+  /** Where GRUB's platform directories live; default /usr/lib/grub. */
+  libDir?: string;
+  /** For SOURCE_DATE_EPOCH; grub-mkimage 2.06 output does not depend on time, but newer ones might. */
+  env?: NodeJS.ProcessEnv;
+}
+
+async function mkimage(
+  format: 'i386-pc' | 'x86_64-efi',
+  modules: string[],
+  o: GrubImageOptions,
+): Promise<Buffer> {
+  const libDir = o.libDir ?? GRUB_LIB_DIR;
+  const dir = await mkdtemp(join(tmpdir(), 'cloudlets-grub-'));
+  try {
+    const cfg = join(dir, 'early.cfg');
+    const out = join(dir, 'out.img');
+    await writeFile(cfg, o.config);
+    await runTool(
+      'grub-mkimage',
+      ['-O', format, '-d', join(libDir, format), '-c', cfg, '-p', '/boot/grub', '-o', out, ...modules],
+      {
+        env: o.env,
+        hint: `install grub-pc-bin and grub-efi-amd64-bin (GRUB's ${format} files in ${libDir}/${format})`,
+      },
+    );
+    return await readFile(out);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export interface BiosBootCode {
+  /** GRUB's boot.img, patched: 440 bytes of it go into the MBR. */
+  bootImg: Buffer;
+  /** core.img, patched to be loaded from `coreLba`. */
+  coreImg: Buffer;
+}
+
+/**
+ * GRUB for BIOS: core.img placed at `coreLba` (the BIOS boot partition on GPT, LBA 1 after an MBR) and
+ * boot.img told where it is, as grub-install would: boot.img's kernel sector (u64 at 0x5c) is core.img's
+ * first sector, diskboot's block list (u64 at byte 500) starts at the sector after.
+ */
+export async function grubBios(
+  o: GrubImageOptions & { coreLba: number; maxCoreBytes: number },
+): Promise<BiosBootCode> {
+  const coreImg = await mkimage('i386-pc', BIOS_MODULES, o);
+  if (coreImg.length > o.maxCoreBytes) {
+    throw new CloudletsError(
+      'EOUTPUT',
+      `GRUB core.img is ${coreImg.length} bytes, more than the ${o.maxCoreBytes} reserved for it`,
+    );
+  }
+  const bootImg = await readFile(join(o.libDir ?? GRUB_LIB_DIR, 'i386-pc', 'boot.img')).catch(
+    (cause: unknown) => {
+      throw new CloudletsError('EEXTERNAL', "cannot read GRUB's boot.img", {
+        where: join(o.libDir ?? GRUB_LIB_DIR, 'i386-pc', 'boot.img'),
+        hint: 'install grub-pc-bin',
+        cause,
+      });
+    },
+  );
+  bootImg.writeBigUInt64LE(BigInt(o.coreLba), BOOT_KERNEL_SECTOR);
+  // grub-setup's workaround for BIOSes that pass a wrong boot drive: on a hard disk, trust 0x80+ only.
+  bootImg[BOOT_DRIVE_CHECK] = 0x90;
+  bootImg[BOOT_DRIVE_CHECK + 1] = 0x90;
+  coreImg.writeBigUInt64LE(BigInt(o.coreLba + 1), DISKBOOT_BLOCKLIST_START);
+  return { bootImg, coreImg };
+}
+
+/** GRUB for UEFI: a standalone BOOTX64.EFI. */
+export async function grubEfi(o: GrubImageOptions): Promise<Buffer> {
+  return mkimage('x86_64-efi', EFI_MODULES, o);
+}

@@ -1,0 +1,132 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { grubConfig } from '../boot/grub.js';
+import type { Entry } from '../stream/entry.js';
+import { injectEntries } from './inject.js';
+import { MiB, planLayout } from './layout.js';
+import { withAtomicDisk } from './output.js';
+import { compareVersions, detectKernels } from './scan.js';
+import { parseSize } from './size.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'cloudlets-build-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('parseSize', () => {
+  it('takes auto and sizes in whole MiB', () => {
+    expect(parseSize('auto')).toBe('auto');
+    expect(parseSize('2G')).toBe(2048 * MiB);
+    expect(parseSize('512M')).toBe(512 * MiB);
+    expect(parseSize('1.5GiB')).toBe(1536 * MiB);
+    expect(parseSize(String(3 * MiB))).toBe(3 * MiB);
+  });
+  it('refuses garbage and sizes that are not whole MiB', () => {
+    expect(() => parseSize('big')).toThrow(/not a size/);
+    expect(() => parseSize('1000K')).toThrow(/whole number of MiB/);
+  });
+});
+
+describe('kernel detection', () => {
+  it('orders versions numerically and pairs each kernel with its initrd', () => {
+    expect(compareVersions('6.1.0-10-amd64', '6.1.0-9-amd64')).toBeGreaterThan(0);
+    expect(compareVersions('5.10.0-28', '6.1.0-1')).toBeLessThan(0);
+    const paths = new Set([
+      '/boot/vmlinuz-6.1.0-9-amd64',
+      '/boot/vmlinuz-6.1.0-10-amd64',
+      '/boot/initrd.img-6.1.0-10-amd64',
+      '/boot/config-6.1.0-10-amd64',
+    ]);
+    expect(detectKernels(paths)[0]).toEqual({
+      kernel: '/boot/vmlinuz-6.1.0-10-amd64',
+      initrd: '/boot/initrd.img-6.1.0-10-amd64',
+      version: '6.1.0-10-amd64',
+    });
+    expect(detectKernels(new Set(['/boot/grub']))).toEqual([]);
+  });
+});
+
+describe('injectEntries', () => {
+  const e = (p: string): Entry => ({
+    path: Buffer.from(p),
+    type: 'dir',
+    mode: 0o755,
+    uid: 0,
+    gid: 0,
+    mtimeNs: 0n,
+    size: 0,
+    xattrs: new Map(),
+  });
+  it('places new entries at their byte-order position', async () => {
+    const out: string[] = [];
+    for await (const x of injectEntries(
+      [e('/'), e('/bin'), e('/etc'), e('/etc/a'), e('/etc/g'), e('/usr')].values() as never,
+      [e('/etc/fstab')],
+    )) {
+      out.push(x.path.toString());
+    }
+    expect(out).toEqual(['/', '/bin', '/etc', '/etc/a', '/etc/fstab', '/etc/g', '/usr']);
+  });
+});
+
+describe('grubConfig', () => {
+  it('finds the root by UUID, puts the console on tty0 and ttyS0, and never waits at a prompt', () => {
+    const c = grubConfig({
+      rootFsUuid: '0a1b2c3d-0000-4000-8000-000000000000',
+      kernel: '/boot/vmlinuz',
+      initrd: '/boot/initrd',
+      cmdline: 'quiet  panic=-1',
+    });
+    expect(c).toContain('search --no-floppy --fs-uuid --set=root 0a1b2c3d-0000-4000-8000-000000000000');
+    expect(c).toContain(
+      "linux '/boot/vmlinuz' 'root=UUID=0a1b2c3d-0000-4000-8000-000000000000' 'ro' 'console=tty0' 'console=ttyS0,115200' 'quiet' 'panic=-1'",
+    );
+    expect(c).toContain("initrd '/boot/initrd'");
+    expect(c.trim().split('\n').slice(-3)[0]).toBe('boot');
+    expect(c.trim().endsWith('reboot')).toBe(true);
+  });
+  it('refuses arguments that could break out of their quotes', () => {
+    const base = { rootFsUuid: '0a1b2c3d-0000-4000-8000-000000000000', kernel: '/boot/vmlinuz' };
+    expect(() => grubConfig({ ...base, cmdline: "x'; reboot" })).toThrow(/quote/);
+    expect(() => grubConfig({ ...base, kernel: '/boot/a\nreboot' })).toThrow(/control/);
+  });
+});
+
+describe('planLayout', () => {
+  it('aligns every partition to 1 MiB and keeps the root inside the usable range', () => {
+    for (const boot of ['hybrid', 'bios', 'uefi'] as const) {
+      const l = planLayout(boot, 300 * MiB);
+      for (const p of [l.biosBoot, l.esp, l.root]) if (p) expect(p.offset % MiB).toBe(0);
+      expect(l.root.offset + l.root.size).toBeLessThanOrEqual(300 * MiB - (boot === 'bios' ? 0 : 33 * 512));
+    }
+  });
+});
+
+describe('withAtomicDisk', () => {
+  it('leaves no file behind when the writer fails, and refuses an existing output', async () => {
+    const out = join(dir, 'fail.img');
+    await expect(
+      withAtomicDisk(out, MiB, {}, async (t) => {
+        await t.write(0, Buffer.from('partial'));
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
+    expect(readdirSync(dir)).toEqual([]);
+    writeFileSync(out, 'x');
+    await expect(withAtomicDisk(out, MiB, {}, async () => {})).rejects.toThrow(/exists/);
+    rmSync(out);
+  });
+  it('stops at the next write once interrupted, and removes the temporary file', async () => {
+    const out = join(dir, 'int.img');
+    const ac = new AbortController();
+    await expect(
+      withAtomicDisk(out, MiB, { signal: ac.signal }, async (t) => {
+        await t.write(0, Buffer.alloc(512, 1));
+        ac.abort();
+        await t.write(512, Buffer.alloc(512, 1));
+      }),
+    ).rejects.toThrow(/interrupted/);
+    expect(existsSync(out)).toBe(false);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});

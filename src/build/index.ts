@@ -1,0 +1,207 @@
+// `cloudlets build --format raw`: an image's entry stream → a bootable disk (GPT or MBR, FAT ESP, ext4
+// root, GRUB for BIOS and UEFI), written into a sparse file without mounting anything.
+import { randomUUID } from 'node:crypto';
+import { grubBios, grubConfig, grubEfi } from '../boot/grub.js';
+import { deriveUuid } from '../disk/partition/guid.js';
+import type { BlockTarget } from '../disk/target.js';
+import { CloudletsError } from '../errors.js';
+import { writeFat32 } from '../fs/fat/index.js';
+import type { Manifest } from '../manifest/index.js';
+import type { Entry, ImageSource } from '../stream/entry.js';
+import { injectEntries } from './inject.js';
+import { resolveKernel } from './kernel.js';
+import { type BootMode, partitionTable, planLayout } from './layout.js';
+import { withAtomicDisk } from './output.js';
+import { writeExt4RootFs } from './rootfs.js';
+import { scanTree } from './scan.js';
+import { autoDiskSize, minRootBytes } from './size.js';
+
+export type { BootMode } from './layout.js';
+
+export interface RootFsOptions {
+  /** Filesystem size in bytes (a whole number of MiB). */
+  size: number;
+  /** Filesystem UUID (text form); GRUB and the kernel find the root by it. */
+  uuid: string;
+  label: string;
+  /** Superblock and journal times, seconds since the epoch. */
+  timestamp: number;
+  /** Seed for anything else the writer would pick at random (directory hash seed...). */
+  seed: string;
+  signal?: AbortSignal | undefined;
+}
+
+/** Writes a root filesystem holding `entries` at `offset` of `target`. */
+export type RootFsWriter = (
+  entries: AsyncIterable<Entry>,
+  target: BlockTarget,
+  offset: number,
+  opts: RootFsOptions,
+) => Promise<void>;
+
+export interface BuildDiskOptions {
+  /** The image's manifest and source (for the kernel entry point and reading kernel paths). */
+  manifest: Manifest;
+  source: ImageSource;
+  /**
+   * The entries that go into the root filesystem (templates rendered, volatile paths left out), sorted.
+   * Called twice: once for sizes and kernels (content not read), once to write.
+   */
+  entries: () => AsyncIterable<Entry>;
+  /** The output file. */
+  output: string;
+  /** Replace an existing output; default false. */
+  force?: boolean;
+  /** Disk size in bytes, or 'auto' (default): the root's least size + 20% + 64 MiB, plus the boot partitions. */
+  size?: number | 'auto';
+  /** Default 'hybrid': GPT with a BIOS boot partition and an ESP, bootable by BIOS and UEFI. */
+  boot?: BootMode;
+  /** Image paths overriding the kernel entry point; `cmdline` replaces the entry point's arguments. */
+  kernel?: string | undefined;
+  initrd?: string | undefined;
+  cmdline?: string | undefined;
+  /**
+   * Fixes every identifier and time: from `sourceDateEpoch` when given (SOURCE_DATE_EPOCH), else the newest
+   * mtime in the image; identifiers come from a digest of the tree's metadata and that time.
+   */
+  reproducible?: boolean;
+  sourceDateEpoch?: number | undefined;
+  /** The root filesystem writer; default the in-process ext4 writer. */
+  writeRootFs?: RootFsWriter;
+  signal?: AbortSignal | undefined;
+  /** For tests: the current time in seconds. */
+  now?: () => number;
+}
+
+export interface BuildDiskResult {
+  output: string;
+  size: number;
+  boot: BootMode;
+  partitionTable: 'gpt' | 'mbr';
+  rootFsUuid: string;
+  rootOffset: number;
+  rootSize: number;
+  espOffset: number | undefined;
+  kernel: string;
+  initrd: string | undefined;
+  cmdline: string;
+  fstabAdded: boolean;
+}
+
+export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
+  const boot = o.boot ?? 'hybrid';
+  const scan = await scanTree(o.entries());
+  const kernel = await resolveKernel({
+    manifest: o.manifest,
+    source: o.source,
+    paths: scan.paths,
+    kernel: o.kernel,
+    initrd: o.initrd,
+    cmdline: o.cmdline,
+  });
+
+  const reproducible = o.reproducible || o.sourceDateEpoch !== undefined;
+  const time =
+    o.sourceDateEpoch ?? (reproducible ? scan.newestMtimeSec : (o.now?.() ?? Math.floor(Date.now() / 1000)));
+  const seed = reproducible ? `cloudlets-disk\0${scan.digest}\0${time}\0${boot}` : randomUUID();
+  const rootFsUuid = deriveUuid(seed, 'root-filesystem');
+
+  const extraFiles = scan.hasFstab ? 0 : 1;
+  const minRoot = minRootBytes(scan, extraFiles);
+  const size = o.size === undefined || o.size === 'auto' ? autoDiskSize(scan, boot, extraFiles) : o.size;
+  const layout = planLayout(boot, size);
+  if (layout.root.size < minRoot) {
+    throw new CloudletsError(
+      'EUSAGE',
+      `the disk (${mib(size)} MiB) is too small for this image (its root filesystem needs ${mib(minRoot)} MiB)`,
+      {
+        where: '--size',
+        hint: `use --size auto (${mib(autoDiskSize(scan, boot, extraFiles))}M for this image), or a larger size`,
+      },
+    );
+  }
+
+  const grubOpts = { rootFsUuid, kernel: kernel.kernel, initrd: kernel.initrd, cmdline: kernel.cmdline };
+  const env = { ...process.env, SOURCE_DATE_EPOCH: String(time) };
+  const bios = layout.core
+    ? await grubBios({
+        config: grubConfig(grubOpts),
+        env,
+        coreLba: layout.core.lba,
+        maxCoreBytes: layout.core.maxBytes,
+      })
+    : undefined;
+  const efi = layout.esp ? await grubEfi({ config: grubConfig({ ...grubOpts, efi: true }), env }) : undefined;
+  const table = partitionTable(layout, seed, bios?.bootImg);
+
+  const fstab = `# written by cloudlets build: the root filesystem\nUUID=${rootFsUuid} / ext4 defaults 0 1\n`;
+  const extra: Entry[] = [];
+  if (!scan.hasFstab) {
+    const base = {
+      uid: 0,
+      gid: 0,
+      mtimeNs: BigInt(time) * 1_000_000_000n,
+      xattrs: new Map<string, Buffer>(),
+    };
+    if (!scan.hasEtc) extra.push({ ...base, path: Buffer.from('/etc'), type: 'dir', mode: 0o755, size: 0 });
+    const data = Buffer.from(fstab);
+    extra.push({
+      ...base,
+      path: Buffer.from('/etc/fstab'),
+      type: 'file',
+      mode: 0o644,
+      size: data.length,
+      content: async function* () {
+        yield data;
+      },
+    });
+  }
+
+  await withAtomicDisk(o.output, size, { force: o.force ?? false, signal: o.signal }, async (target) => {
+    // Ascending offsets: a streaming container format can take the same writes.
+    await target.write(0, table.head);
+    if (bios) {
+      await target.write(layout.core!.lba * 512, bios.coreImg);
+    }
+    if (layout.esp && efi) {
+      await writeFat32(target, layout.esp.offset, [{ path: '/EFI/BOOT/BOOTX64.EFI', data: efi }], {
+        size: layout.esp.size,
+        volumeId: Buffer.from(deriveUuid(seed, 'esp-volume-id').slice(0, 8), 'hex').readUInt32BE(0),
+        label: 'ESP',
+        mtime: time,
+        hiddenSectors: layout.esp.offset / 512,
+      });
+    }
+    await (o.writeRootFs ?? writeExt4RootFs)(
+      injectEntries(o.entries(), extra, o.signal),
+      target,
+      layout.root.offset,
+      {
+        size: layout.root.size,
+        uuid: rootFsUuid,
+        label: 'root',
+        timestamp: time,
+        seed,
+        signal: o.signal,
+      },
+    );
+    if (table.tail) await target.write(table.tail.offset, table.tail.data);
+  });
+
+  return {
+    output: o.output,
+    size,
+    boot,
+    partitionTable: layout.table,
+    rootFsUuid,
+    rootOffset: layout.root.offset,
+    rootSize: layout.root.size,
+    espOffset: layout.esp?.offset,
+    kernel: kernel.kernel,
+    initrd: kernel.initrd,
+    cmdline: kernel.cmdline,
+    fstabAdded: !scan.hasFstab,
+  };
+}
+
+const mib = (n: number) => Math.ceil(n / (1024 * 1024));

@@ -1,0 +1,89 @@
+// The raw disk file: a sparse file (src/disk/raw-target.ts) written under a temporary name in the
+// output's directory and moved into place only when complete, so an error or an interrupt never leaves
+// a partial disk behind. (src/util/atomic-output.ts does the same for streamed outputs; a disk is
+// written at random offsets, so it gets a file here, not a stream.)
+import { randomBytes } from 'node:crypto';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { link, rename, unlink } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { openRawTarget } from '../disk/raw-target.js';
+import type { BlockTarget } from '../disk/target.js';
+import { CloudletsError } from '../errors.js';
+
+export interface AtomicDiskOptions {
+  force?: boolean;
+  signal?: AbortSignal | undefined;
+}
+
+const refuse = (path: string) =>
+  new CloudletsError('EEXIST', 'the output exists', { where: path, hint: 'pass --force to replace it' });
+
+/** Refuses an existing output without `force`; a directory is never replaced. */
+export function checkOutput(path: string, force: boolean): void {
+  let st: ReturnType<typeof lstatSync> | undefined;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (st.isDirectory()) throw new CloudletsError('EEXIST', 'the output is a directory', { where: path });
+  if (!force) throw refuse(path);
+}
+
+/**
+ * Runs `fn` with a sparse file of `size` bytes as its BlockTarget, then moves the file to `path`.
+ * Any failure or abort (checked at every write) removes the temporary file.
+ */
+export async function withAtomicDisk<T>(
+  path: string,
+  size: number,
+  o: AtomicDiskOptions,
+  fn: (target: BlockTarget) => Promise<T>,
+): Promise<T> {
+  checkOutput(path, o.force ?? false);
+  const tmp = join(dirname(path), `.${basename(path)}.cloudlets-${randomBytes(4).toString('hex')}.tmp`);
+  // A normal exit after a signal skips nothing, but a handler that exits the process would skip the
+  // finally below: remove the file then too.
+  const onExit = () => {
+    try {
+      unlinkSync(tmp);
+    } catch {}
+  };
+  process.once('exit', onExit);
+  const interrupted = () => new CloudletsError('EINTERRUPTED', 'interrupted', { where: path });
+  // The temporary file is removed in every case: after link() it is a second name, after rename() gone.
+  try {
+    const raw = await openRawTarget(tmp, size);
+    const target: BlockTarget = {
+      size,
+      write(offset, data) {
+        if (o.signal?.aborted) throw interrupted();
+        return raw.write(offset, data);
+      },
+      finish: () => raw.finish(),
+    };
+    try {
+      const result = await fn(target);
+      await raw.finish();
+      if (o.signal?.aborted) throw interrupted();
+      if (o.force) await rename(tmp, path);
+      else {
+        // link() fails if `path` appeared meanwhile, where rename() would silently replace it.
+        try {
+          await link(tmp, path);
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'EEXIST') throw refuse(path);
+          if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+          await rename(tmp, path); // filesystems without hard links
+        }
+      }
+      return result;
+    } finally {
+      await raw.finish().catch(() => {});
+    }
+  } finally {
+    await unlink(tmp).catch(() => {});
+    process.removeListener('exit', onExit);
+  }
+}

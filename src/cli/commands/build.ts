@@ -1,0 +1,116 @@
+// `cloudlets build IMAGE --format raw -o disk.img`: a bootable disk from an image.
+import { isAbsolute, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { type BootMode, buildDisk } from '../../build/index.js';
+import { parseSize } from '../../build/size.js';
+import { validateConfiguration } from '../../config/index.js';
+import { CloudletsError } from '../../errors.js';
+import { exportEntries } from '../../pipeline/export.js';
+import type { Entry } from '../../stream/entry.js';
+import { type CliContext, type GlobalOptions, warn, writeJson } from '../context.js';
+import { readJsonInput, withImage } from '../input.js';
+
+interface BuildOptions {
+  format: string;
+  output?: string;
+  config?: string;
+  size: string;
+  boot: string;
+  kernel?: string;
+  initrd?: string;
+  cmdline?: string;
+  force?: boolean;
+  reproducible?: boolean;
+  templateTimeout: string;
+  json?: boolean;
+}
+
+const BOOT_MODES: BootMode[] = ['hybrid', 'bios', 'uefi'];
+
+export async function run(ctx: CliContext, image: string, opts: BuildOptions, cmd: Command): Promise<void> {
+  const { manifest: manifestFile } = cmd.optsWithGlobals<GlobalOptions>();
+  if (opts.format !== 'raw') {
+    throw new CloudletsError('ENOTSUP', `format ${opts.format} is not supported yet`, {
+      where: '--format',
+      hint: 'use --format raw',
+    });
+  }
+  if (!opts.output || opts.output === '-') {
+    throw new CloudletsError('EUSAGE', 'a disk needs an output file', {
+      where: '--output',
+      hint: 'pass -o disk.img',
+    });
+  }
+  if (!BOOT_MODES.includes(opts.boot as BootMode)) {
+    throw new CloudletsError('EUSAGE', `unknown boot mode ${opts.boot}`, {
+      where: '--boot',
+      hint: 'hybrid, bios or uefi',
+    });
+  }
+  const size = parseSize(opts.size);
+  const sourceDateEpoch = parseEpoch(ctx.env.SOURCE_DATE_EPOCH);
+  const timeoutMs = Number(opts.templateTimeout) * 1000;
+  if (!(timeoutMs > 0))
+    throw new CloudletsError('EUSAGE', 'must be a positive number of seconds', {
+      where: '--template-timeout',
+    });
+  const input =
+    opts.config === undefined
+      ? { value: {}, where: 'configuration' }
+      : await readJsonInput(ctx, opts.config, 'configuration');
+  const output = isAbsolute(opts.output) ? opts.output : resolve(ctx.cwd, opts.output);
+
+  await withImage(ctx, image, { manifestFile }, async (img) => {
+    const configuration = validateConfiguration(img.manifest, input.value, { where: input.where });
+    const entries = () =>
+      lazy(() =>
+        exportEntries(img, {
+          configuration,
+          templateTimeoutMs: timeoutMs,
+          signal: ctx.signal,
+          onWarning: (m) => warn(ctx, m),
+        }),
+      );
+    const result = await buildDisk({
+      manifest: img.manifest,
+      source: img.source,
+      entries,
+      output,
+      force: opts.force ?? false,
+      size,
+      boot: opts.boot as BootMode,
+      kernel: opts.kernel,
+      initrd: opts.initrd,
+      cmdline: opts.cmdline,
+      reproducible: opts.reproducible ?? false,
+      sourceDateEpoch,
+      signal: ctx.signal,
+    });
+    if (opts.json) writeJson(ctx, result);
+    else {
+      ctx.stderr.write(
+        `${opts.output}: ${result.size / 1048576} MiB ${result.partitionTable.toUpperCase()} disk, boot ${result.boot}, ` +
+          `kernel ${result.kernel}, root UUID=${result.rootFsUuid}${result.fstabAdded ? ', /etc/fstab added' : ''}\n`,
+      );
+    }
+  });
+}
+
+/** An iterable whose source is made on first use: buildDisk reads the stream twice. */
+async function* lazy(make: () => Promise<AsyncIterable<Entry>>): AsyncIterable<Entry> {
+  yield* await make();
+}
+
+function parseEpoch(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value)) {
+    throw new CloudletsError(
+      'EUSAGE',
+      `SOURCE_DATE_EPOCH must be a whole number of seconds; got ${JSON.stringify(value)}`,
+      {
+        where: 'SOURCE_DATE_EPOCH',
+      },
+    );
+  }
+  return Number(value);
+}

@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import type { Entry } from '../entry.js';
+import { fileEntry, injectEntries, parentDirectories } from './inject.js';
+
+const dir = (path: string, mode = 0o700): Entry => ({
+  path: Buffer.from(path),
+  type: 'dir',
+  mode,
+  uid: 5,
+  gid: 5,
+  mtimeNs: 1n,
+  size: 0,
+  xattrs: new Map(),
+});
+
+async function collect(entries: AsyncIterable<Entry>): Promise<Entry[]> {
+  const out: Entry[] = [];
+  for await (const e of entries) out.push(e);
+  return out;
+}
+
+async function* from(entries: Entry[]): AsyncIterable<Entry> {
+  yield* entries;
+}
+
+describe('injectEntries', () => {
+  it('adds entries at their sorted places with missing parents, keeping existing parents as they are', async () => {
+    const source = [dir('/'), dir('/.cloudlet'), dir('/etc'), dir('/etc/x')];
+    const extra = [
+      fileEntry('/.cloudlet/templates/etc/hostname', Buffer.from('<%= hostname %>'), {
+        mode: 0o644,
+        mtimeNs: 0n,
+      }),
+      ...parentDirectories('/.cloudlet/templates/etc/hostname', { mtimeNs: 0n }),
+    ];
+    const out = await collect(injectEntries(from(source), extra));
+    expect(out.map((e) => e.path.toString())).toEqual([
+      '/',
+      '/.cloudlet',
+      '/.cloudlet/templates',
+      '/.cloudlet/templates/etc',
+      '/.cloudlet/templates/etc/hostname',
+      '/etc',
+      '/etc/x',
+    ]);
+    // The image's own /.cloudlet keeps its metadata; only absent parents are synthesised.
+    expect(out[1]!.mode).toBe(0o700);
+    expect(out[2]!.mode).toBe(0o755);
+    expect('ifAbsent' in out[2]!).toBe(false);
+  });
+
+  it('replaces an entry of the same path', async () => {
+    const source = [dir('/'), { ...dir('/a'), type: 'file' as const, size: 3 }];
+    const out = await collect(
+      injectEntries(from(source), [fileEntry('/a', Buffer.from('new!'), { mode: 0o600, mtimeNs: 0n })]),
+    );
+    expect(out).toHaveLength(2);
+    expect(out[1]!.size).toBe(4);
+    expect(out[1]!.mode).toBe(0o600);
+  });
+});
