@@ -21,6 +21,11 @@ export interface Entry {
   size: number;
   /** `symlink`: the target bytes as stored. `hardlink`: the image-rooted path of the entry it links to. */
   linkTarget?: Buffer | undefined;
+  /**
+   * `hardlink` entries of a source that can still read the linked content (a directory): its size, with
+   * `content` set, so a filter that drops the first link can turn this entry into a `file`.
+   */
+  targetSize?: number | undefined;
   /** `char` and `block` devices. */
   devMajor?: number | undefined;
   devMinor?: number | undefined;

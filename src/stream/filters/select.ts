@@ -1,0 +1,162 @@
+/**
+ * Path kinds and the filter that keeps the selected ones.
+ *
+ * A path is exactly one kind, decided in this order:
+ *  1. `templates`: listed in `templates` (exact path);
+ *  2. `volatile`: it, or a directory above it, matches a volatile pattern (so a volatile directory takes
+ *     its contents with it, as in the `.hgignore` the earlier tool generated from these patterns);
+ *  3. `persistent`: it is a `persistent` path or lies below one;
+ *  4. `other`.
+ * Volatile beats persistent because the earlier tool's own sample declares `/var/log` persistent and
+ * `/var/log/(?!apt).+` volatile: the directory is kept, its logs are not.
+ * Pattern semantics (anchoring, bytes, what is refused as unsafe) are in src/manifest/patterns.ts.
+ */
+import { CloudletsError } from '../../errors.js';
+import type { Manifest } from '../../manifest/index.js';
+import {
+  checkPathLength,
+  compileVolatilePatterns,
+  isAtOrBelow,
+  manifestPath,
+  matchText,
+} from '../../manifest/patterns.js';
+import type { Entry } from '../entry.js';
+
+export type PathKind = 'templates' | 'volatile' | 'persistent' | 'other';
+export const PATH_KINDS: readonly PathKind[] = ['templates', 'volatile', 'persistent', 'other'];
+/** What `find`, `tar` and the other exports keep unless told otherwise: everything but volatile. */
+export const DEFAULT_KINDS: readonly PathKind[] = ['templates', 'persistent', 'other'];
+
+export type Classifier = (path: Buffer) => PathKind;
+
+export interface ClassifyOptions {
+  /** The manifest's name for messages (`.cloudlet/manifest` or the off-band file); default the former. */
+  where?: string;
+}
+
+/**
+ * A classifier for the manifest's paths. Throws EPATTERN for an unsafe volatile pattern now, and EPATH
+ * later for a path longer than 4096 bytes.
+ */
+export function classify(
+  manifest: Pick<Manifest, 'templates' | 'persistent' | 'volatile'>,
+  opts: ClassifyOptions = {},
+): Classifier {
+  const volatile = compileVolatilePatterns(manifest.volatile, opts.where);
+  const templates = new Set(manifest.templates.map((t) => manifestPath(t).toString('latin1')));
+  const persistent = manifest.persistent.map(manifestPath);
+  // Ancestors repeat from one path to the next; remembering their verdicts keeps the walk linear.
+  const dirVerdicts = new Map<string, boolean>();
+
+  const matches = (text: string) => volatile.some((re) => re.test(text));
+  const isVolatile = (path: Buffer): boolean => {
+    const text = matchText(path);
+    if (matches(text)) return true;
+    for (let i = text.lastIndexOf('/'); i > 0; i = text.lastIndexOf('/', i - 1)) {
+      const dir = text.slice(0, i);
+      let verdict = dirVerdicts.get(dir);
+      if (verdict === undefined) {
+        verdict = matches(dir);
+        if (dirVerdicts.size > 10_000) dirVerdicts.clear();
+        dirVerdicts.set(dir, verdict);
+      }
+      if (verdict) return true;
+    }
+    return false;
+  };
+
+  return (path) => {
+    checkPathLength(path);
+    if (templates.has(path.toString('latin1'))) return 'templates';
+    if (volatile.length > 0 && isVolatile(path)) return 'volatile';
+    if (persistent.some((p) => isAtOrBelow(path, p))) return 'persistent';
+    return 'other';
+  };
+}
+
+export interface SelectOptions {
+  classify: Classifier;
+  /** Kinds to keep; default {@link DEFAULT_KINDS}. */
+  kinds?: readonly PathKind[];
+  /**
+   * Told about a hardlink that had to be dropped: its first link was left out and the source cannot
+   * read the content any more (an archive). Default: silent.
+   */
+  onWarning?: (message: string) => void;
+}
+
+/**
+ * Keeps the entries of the selected kinds. Directories above a kept entry are not added back: a
+ * volatile `/tmp/.+` drops what is in `/tmp`, not `/tmp`. A hardlink whose first link was dropped
+ * becomes a regular file (its content read through the hardlink, which a directory source allows), and
+ * later links to the same file point at it.
+ */
+export async function* selectEntries(
+  entries: AsyncIterable<Entry>,
+  opts: SelectOptions,
+): AsyncIterable<Entry> {
+  const kinds = new Set(opts.kinds ?? DEFAULT_KINDS);
+  /** Dropped path (latin1) → the path now holding its content, or null when nothing does yet. */
+  const moved = new Map<string, Buffer | null>();
+  for await (const entry of entries) {
+    const keep = kinds.has(opts.classify(entry.path));
+    if (entry.type === 'file') {
+      if (!keep) moved.set(entry.path.toString('latin1'), null);
+      if (keep) yield entry;
+      continue;
+    }
+    if (entry.type !== 'hardlink' || !entry.linkTarget) {
+      if (keep) yield entry;
+      continue;
+    }
+    const target = entry.linkTarget.toString('latin1');
+    if (!moved.has(target)) {
+      if (keep) yield entry;
+      continue;
+    }
+    if (!keep) continue;
+    const holder = moved.get(target);
+    if (holder) {
+      yield { ...entry, linkTarget: holder };
+      continue;
+    }
+    if (!entry.content || entry.targetSize === undefined) {
+      opts.onWarning?.(
+        `${entry.path.toString('utf8')}: left out: a hardlink to ${entry.linkTarget.toString('utf8')}, which was left out`,
+      );
+      continue;
+    }
+    moved.set(target, entry.path);
+    yield { ...entry, type: 'file', size: entry.targetSize, linkTarget: undefined, targetSize: undefined };
+  }
+}
+
+/**
+ * A `prune` predicate for a directory source: skips, without walking them, directories the selection
+ * would drop whole (volatile ones, when volatile is not selected), unless a template lies below.
+ */
+export function pruneDropped(
+  manifest: Pick<Manifest, 'templates'>,
+  classifier: Classifier,
+  kinds: readonly PathKind[] = DEFAULT_KINDS,
+): (path: Buffer) => boolean {
+  if (kinds.includes('volatile')) return () => false;
+  const templates = manifest.templates.map(manifestPath);
+  return (path) => {
+    if (classifier(path) !== 'volatile') return false;
+    return !templates.some((t) => isAtOrBelow(t, path));
+  };
+}
+
+export function parseKinds(values: readonly string[] | undefined): PathKind[] {
+  if (!values || values.length === 0) return [...DEFAULT_KINDS];
+  for (const v of values) {
+    if (!PATH_KINDS.includes(v as PathKind)) {
+      throw new CloudletsError('EUSAGE', `unknown kind ${JSON.stringify(v)}`, {
+        where: '--only',
+        hint: `one or more of ${PATH_KINDS.join(', ')}`,
+      });
+    }
+  }
+  return [...new Set(values as PathKind[])];
+}

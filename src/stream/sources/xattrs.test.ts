@@ -1,0 +1,43 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { createGetfattrParser, readTreeXattrs, unescapeGetfattr } from './xattrs.js';
+
+describe('getfattr output', () => {
+  it('unescapes octal escapes and leaves other bytes raw', () => {
+    const raw = Buffer.concat([Buffer.from('a\\012b\\134c\\075'), Buffer.from([0xff, 0x09])]);
+    expect(unescapeGetfattr(raw)).toEqual(
+      Buffer.concat([Buffer.from('a\nb\\c='), Buffer.from([0xff, 0x09])]),
+    );
+  });
+
+  it('parses files and base64 values across chunk boundaries', () => {
+    const text = Buffer.concat([
+      Buffer.from('# file: .\nuser.root=0scg==\n\n# file: ./a\\012b'),
+      Buffer.from([0xff]),
+      Buffer.from('\nsecurity.capability=0sAQAAAgAgAAAAAAAAAAAAAAAAAAA=\nuser.we\\075ird=0s\n\n'),
+    ]);
+    const parser = createGetfattrParser();
+    for (let i = 0; i < text.length; i += 7) parser.push(text.subarray(i, i + 7));
+    const map = parser.end();
+    expect(map.get('/')!.get('user.root')!.toString()).toBe('r');
+    const key = Buffer.concat([Buffer.from('/a\nb'), Buffer.from([0xff])]).toString('latin1');
+    expect(map.get(key)!.get('security.capability')!.toString('hex')).toBe(
+      '0100000200200000000000000000000000000000',
+    );
+    expect(map.get(key)!.get('user.we=ird')).toEqual(Buffer.alloc(0));
+  });
+
+  it('says how to install getfattr when it is missing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloudlets-xattr-'));
+    try {
+      await expect(readTreeXattrs(dir, { command: 'getfattr-not-installed' })).rejects.toMatchObject({
+        code: 'ESOURCE',
+        hint: 'apt-get install attr',
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,0 +1,172 @@
+/**
+ * Extended attributes of a whole directory tree, read by one `getfattr` run.
+ *
+ * Node has no xattr API, and one process per file would cost more than the walk itself; a single
+ * `getfattr -R` (Debian package `attr`) dumps the tree in one go, started while the walk begins. Its
+ * `# file:` lines escape `\n`, `\r`, `=` (in attribute names) and `\` as `\ooo` octal and leave every
+ * other byte raw; values are `0s<base64>` with `-e base64`.
+ */
+import { spawn } from 'node:child_process';
+import { CloudletsError } from '../../errors.js';
+
+/** Image path bytes (as latin1, a lossless key) → attribute name → raw value. */
+export type TreeXattrs = Map<string, Map<string, Buffer>>;
+
+export interface ReadTreeXattrsOptions {
+  /** Kill getfattr after this long; default 10 minutes. */
+  timeoutMs?: number;
+  /** Refuse more than this much getfattr output; default 256 MiB. */
+  maxOutputBytes?: number;
+  /** The program; default `getfattr` from PATH. */
+  command?: string;
+  signal?: AbortSignal;
+}
+
+/** Turns getfattr's `\ooo` escapes back into bytes. */
+export function unescapeGetfattr(text: Buffer): Buffer {
+  if (!text.includes(0x5c)) return text;
+  const out: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const b = text[i]!;
+    if (b === 0x5c && isOctal(text[i + 1]) && isOctal(text[i + 2]) && isOctal(text[i + 3])) {
+      out.push(((text[i + 1]! - 48) << 6) | ((text[i + 2]! - 48) << 3) | (text[i + 3]! - 48));
+      i += 3;
+    } else {
+      out.push(b);
+    }
+  }
+  return Buffer.from(out);
+}
+
+function isOctal(b: number | undefined): boolean {
+  return b !== undefined && b >= 0x30 && b <= 0x37;
+}
+
+/** Parses getfattr output run as `getfattr -R ... .` in the image root; incremental, line by line. */
+export function createGetfattrParser(): { push(chunk: Buffer): void; end(): TreeXattrs } {
+  const result: TreeXattrs = new Map();
+  let current: Map<string, Buffer> | undefined;
+  let rest: Buffer = Buffer.alloc(0);
+  const FILE = Buffer.from('# file: ');
+
+  const line = (l: Buffer) => {
+    if (l.length === 0) {
+      current = undefined;
+      return;
+    }
+    if (l.subarray(0, FILE.length).equals(FILE)) {
+      const rel = unescapeGetfattr(l.subarray(FILE.length));
+      // `.` is the root, `./etc/x` is `/etc/x`.
+      const imagePath = rel.length === 1 && rel[0] === 0x2e ? '/' : rel.subarray(1).toString('latin1');
+      current = new Map();
+      result.set(imagePath, current);
+      return;
+    }
+    if (!current) return;
+    const eq = l.indexOf(0x3d);
+    const name = unescapeGetfattr(eq < 0 ? l : l.subarray(0, eq)).toString('utf8');
+    const raw = eq < 0 ? '' : l.subarray(eq + 1).toString('latin1');
+    current.set(name, decodeValue(raw));
+  };
+
+  return {
+    push(chunk) {
+      let buf = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+      let nl = buf.indexOf(0x0a);
+      while (nl >= 0) {
+        line(buf.subarray(0, nl));
+        buf = buf.subarray(nl + 1);
+        nl = buf.indexOf(0x0a);
+      }
+      rest = Buffer.from(buf);
+    },
+    end() {
+      if (rest.length > 0) line(rest);
+      return result;
+    },
+  };
+}
+
+function decodeValue(raw: string): Buffer {
+  if (raw.startsWith('0s')) return Buffer.from(raw.slice(2), 'base64');
+  if (raw.startsWith('0x')) return Buffer.from(raw.slice(2), 'hex');
+  if (raw.startsWith('"') && raw.endsWith('"'))
+    return unescapeGetfattr(Buffer.from(raw.slice(1, -1), 'latin1'));
+  return Buffer.from(raw, 'latin1');
+}
+
+/**
+ * Every extended attribute of every file below `root` (not following symlinks), keyed by image path.
+ * Fails with ESOURCE if getfattr is missing, fails, overruns its time or output bounds.
+ */
+export function readTreeXattrs(root: string, opts: ReadTreeXattrsOptions = {}): Promise<TreeXattrs> {
+  const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
+  const maxOutput = opts.maxOutputBytes ?? 256 * 1024 * 1024;
+  const command = opts.command ?? 'getfattr';
+  const where = root;
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      command,
+      ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '.'],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+      },
+    );
+    const parser = createGetfattrParser();
+    let outBytes = 0;
+    let stderr = '';
+    let failure: CloudletsError | undefined;
+    const fail = (err: CloudletsError) => {
+      if (!failure) failure = err;
+      child.kill('SIGKILL');
+    };
+    const timer = setTimeout(
+      () =>
+        fail(
+          new CloudletsError('ESOURCE', `reading extended attributes took over ${timeoutMs} ms`, { where }),
+        ),
+      timeoutMs,
+    );
+    const onAbort = () =>
+      fail(new CloudletsError('EINTERRUPTED', 'interrupted while reading extended attributes'));
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    child.stdout.on('data', (chunk: Buffer) => {
+      outBytes += chunk.length;
+      if (outBytes > maxOutput) {
+        fail(new CloudletsError('ESOURCE', `extended attributes exceed ${maxOutput} bytes`, { where }));
+        return;
+      }
+      parser.push(chunk);
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      if (stderr.length < 4096) stderr += chunk.toString('utf8');
+    });
+    child.on('error', (err: NodeJS.ErrnoException) => {
+      fail(
+        err.code === 'ENOENT'
+          ? new CloudletsError('ESOURCE', `${command} not found: it reads extended attributes`, {
+              where,
+              hint: 'apt-get install attr',
+              cause: err,
+            })
+          : new CloudletsError('ESOURCE', `cannot run ${command}: ${err.message}`, { where, cause: err }),
+      );
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (failure) return reject(failure);
+      if (code !== 0) {
+        const first = stderr.split('\n').find((l) => l.trim()) ?? `exit code ${code}`;
+        return reject(
+          new CloudletsError('ESOURCE', `reading extended attributes failed: ${first.trim()}`, {
+            where,
+          }),
+        );
+      }
+      resolve(parser.end());
+    });
+  });
+}
