@@ -12,6 +12,7 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { CloudletsError, type ErrorCode } from '../errors.js';
 import { jsonPointer } from '../manifest/json.js';
+import { backtrackingRisk } from '../manifest/patterns.js';
 
 export const MAX_PATTERN_LENGTH = 1000;
 
@@ -34,50 +35,14 @@ export function unsafePatternReason(source: string): string | undefined {
   } catch (err) {
     return `not a valid regular expression (${(err as Error).message})`;
   }
-  if (hasNestedQuantifier(source)) {
-    return 'a repeated group contains a repetition, as in (a+)+, which can take exponential time';
+  // The same screen as volatile patterns: one rule for every regular expression a stranger writes.
+  let risk: string | undefined;
+  try {
+    risk = backtrackingRisk(source);
+  } catch (err) {
+    return `cannot be analysed (${(err as Error).message})`;
   }
-  return undefined;
-}
-
-/** True when a group holding an unbounded quantifier is followed by an unbounded quantifier. */
-export function hasNestedQuantifier(source: string): boolean {
-  // Each open group records whether an unbounded quantifier occurred inside it (at any depth).
-  const groups: boolean[] = [];
-  let inClass = false;
-  const unboundedAt = (i: number): boolean => {
-    const c = source[i];
-    if (c === '+' || c === '*') return true;
-    if (c === '{') return /^\{\d*,\}/.test(source.slice(i, i + 24));
-    return false;
-  };
-  for (let i = 0; i < source.length; i++) {
-    const c = source[i];
-    if (c === '\\') {
-      i++;
-      if (!inClass && unboundedAt(i + 1) && groups.length > 0) groups[groups.length - 1] = true;
-      continue;
-    }
-    if (inClass) {
-      if (c === ']') inClass = false;
-      else continue;
-    } else if (c === '[') {
-      inClass = true;
-      continue;
-    } else if (c === '(') {
-      groups.push(false);
-      continue;
-    } else if (c === ')') {
-      const inner = groups.pop() ?? false;
-      const repeated = unboundedAt(i + 1);
-      if (inner && repeated) return true;
-      if ((inner || repeated) && groups.length > 0) groups[groups.length - 1] = true;
-      continue;
-    }
-    // A plain atom (a character, a class just closed, a dot): is it repeated without bound?
-    if (unboundedAt(i + 1) && groups.length > 0) groups[groups.length - 1] = true;
-  }
-  return false;
+  return risk === undefined ? undefined : `may backtrack catastrophically: ${risk}`;
 }
 
 /** Throws when any `pattern` or `patternProperties` key in the schema fails the screen. */

@@ -13,12 +13,14 @@
  *
  * Catastrophic backtracking (images come from strangers, and so do manifests). A volatile pattern is
  * REJECTED (CloudletsError EPATTERN) when:
- *  1. it nests a variable repetition inside a repetition: a quantifier allowing more than one repetition
- *     (`*`, `+`, `{n,m}` with m > 1) applied to something holding any quantifier whose count varies
- *     (`*`, `+`, `?`, `{n,m}` with n < m): `(a+)+`, `(a?a?)*`, `(?:\w*\s?)*`, `(?:[^/]+/)*`; fixed counts
- *     such as `(?:ab{2})*` are fine;
- *  2. it repeats an alternation: such a quantifier applied to a group holding `|` outside a lookaround
- *     (`(a|ab)*`; write a character class `[ab]*` instead; `(?:(?!apt|dpkg).)*` is fine);
+ *  1. it nests a variable repetition inside a repetition, where either level is unbounded: a quantifier
+ *     allowing more than one repetition (`*`, `+`, `{n,m}` with m > 1) applied to something holding a
+ *     quantifier whose count varies (`*`, `+`, `?`, `{n,m}` with n < m): `(a+)+`, `(a?a?)*`,
+ *     `(?:\w*\s?)*`, `(?:[^/]+/)*`, `(a+){2}`; fixed counts such as `(?:ab{2})*` and bounded levels such
+ *     as `(\.\d{1,3}){3}` are fine;
+ *  2. it repeats an alternation without bound: `*`, `+` or `{n,}` applied to a group holding `|` outside
+ *     a lookaround (`(a|ab)*`; write a character class `[ab]*` instead; `(?:(?!apt|dpkg).)*` and
+ *     `(a|b){3}` are fine);
  *  3. it uses a backreference (`\1`, `\k<name>`);
  *  4. the static analyser scslre (the one behind eslint-plugin-regexp's `no-super-linear-backtracking`)
  *     finds super-linear backtracking, exponential or polynomial, e.g. two adjacent quantifiers that
@@ -147,9 +149,16 @@ function structuralRisk(root: Node): string | undefined {
   while (stack.length > 0) {
     const node = stack.pop()!;
     if (repeats(node)) {
-      const inner = findInside(node, varies);
+      // Bounded inside bounded (`(\.\d{1,3}){3}`) costs a constant whatever the input; anything
+      // unbounded on either level multiplies with the path's length.
+      const unbounded = node.max === Number.POSITIVE_INFINITY;
+      const inner = findInside(
+        node,
+        (n) => varies(n) && (unbounded || (n as AST.Quantifier).max === Number.POSITIVE_INFINITY),
+      );
       if (inner) return `${node.raw} repeats ${inner.raw} (nested repetition)`;
-      const alt = findInside(node, (n) => children(n).length > 1 && n.type !== 'Alternative', false);
+      const alt =
+        unbounded && findInside(node, (n) => children(n).length > 1 && n.type !== 'Alternative', false);
       if (alt) return `${node.raw} repeats an alternation (use a character class)`;
     }
     stack.push(...children(node));

@@ -1,0 +1,124 @@
+/**
+ * Sizing before writing: a tally over the entries' metadata (no content read) and the smallest
+ * filesystem that holds it, computed with the same layout the writer uses.
+ */
+import type { Entry } from '../../stream/entry.js';
+import { dirBlockCount } from './dir.js';
+import { BLOCK_SIZE, FIRST_INO, type LayoutOptions, MIN_FS_BLOCKS, planLayout } from './layout.js';
+import { encodeXattrs } from './xattr.js';
+
+export interface Ext4SizeStats {
+  /** Regular files (hard links not counted). */
+  files: number;
+  /** Directories, the root included. */
+  dirs: number;
+  /** Sum of regular file sizes. */
+  totalBytes: number;
+  /** Symlinks, devices, fifos, sockets: entries that take an inode and (almost) no block. */
+  others?: number | undefined;
+  /** Exact data blocks (sum of ceil(size / 4096) over files, plus one per long symlink); else derived from totalBytes. */
+  dataBlocks?: number | undefined;
+  /** Exact directory blocks; else estimated from `files + dirs + others + hardlinks` at 64 entries per block. */
+  dirBlocks?: number | undefined;
+  /** Hard link entries (each takes a directory record, no inode). */
+  hardlinks?: number | undefined;
+  /** Entries whose xattrs overflow the inode into a block. */
+  xattrBlocks?: number | undefined;
+}
+
+/** Collects `Ext4SizeStats` from a pass over the entries' metadata (never reads content). */
+/** `result()` is read once, after the last entry. */
+export function createExt4Tally(): { add(e: Entry): void; result(): Ext4SizeStats } {
+  const stats = {
+    files: 0,
+    dirs: 0,
+    totalBytes: 0,
+    others: 0,
+    dataBlocks: 0,
+    dirBlocks: 0,
+    hardlinks: 0,
+    xattrBlocks: 0,
+  };
+  // Name lengths per open directory, to count directory blocks exactly; closed as the sorted stream leaves them.
+  const open: { key: string; names: number[] }[] = [];
+  let lostFound = false;
+  const close = (upTo: string): void => {
+    for (let top = open[open.length - 1]; top && top.key !== upTo; top = open[open.length - 1]) {
+      open.pop();
+      stats.dirBlocks += dirBlockCount(top.names, top.key === '/lost+found' ? 4 : 1);
+    }
+  };
+  return {
+    add(e: Entry): void {
+      const key = e.path.toString('latin1');
+      if (key === '/') {
+        stats.dirs++;
+        open.push({ key, names: [] });
+      } else {
+        const i = key.lastIndexOf('/');
+        const parent = i <= 0 ? '/' : key.slice(0, i);
+        close(parent);
+        open[open.length - 1]?.names.push(e.path.length - e.path.lastIndexOf(0x2f) - 1);
+        if (key === '/lost+found') lostFound = true;
+        if (e.type === 'dir') {
+          stats.dirs++;
+          open.push({ key, names: [] });
+        } else if (e.type === 'file') {
+          stats.files++;
+          stats.totalBytes += e.size;
+          stats.dataBlocks += Math.ceil(e.size / BLOCK_SIZE);
+        } else if (e.type === 'hardlink') stats.hardlinks++;
+        else {
+          stats.others++;
+          if (e.type === 'symlink' && (e.linkTarget?.length ?? 0) >= 60) stats.dataBlocks++;
+        }
+      }
+      if (e.xattrs.size > 0 && encodeXattrs(e.xattrs, e.path.toString('utf8')).block) stats.xattrBlocks++;
+    },
+    result(): Ext4SizeStats {
+      close('');
+      return { ...stats, dirBlocks: stats.dirBlocks + (lostFound ? 0 : 4) };
+    },
+  };
+}
+
+/**
+ * The smallest filesystem size (a whole number of MiB) that `writeExt4` fills with content of these
+ * stats, with the given layout options. It adds room for extent tree blocks (fragmented or sparse
+ * files) but no free space: a caller wanting slack adds it.
+ */
+export function estimateExt4Size(stats: Ext4SizeStats, opts: Omit<LayoutOptions, 'sizeBytes'> = {}): number {
+  const layoutOpts: LayoutOptions = {
+    sizeBytes: 0,
+    inodeRatio: opts.inodeRatio,
+    inodeCount: opts.inodeCount,
+    journalBlocks: opts.journalBlocks,
+    reservedPercent: opts.reservedPercent,
+  };
+  const entries = stats.files + stats.dirs + (stats.others ?? 0);
+  const inodes = entries + FIRST_INO;
+  const data = stats.dataBlocks ?? Math.ceil(stats.totalBytes / BLOCK_SIZE) + stats.files;
+  const dirBlocks = stats.dirBlocks ?? stats.dirs + 4 + Math.ceil((entries + (stats.hardlinks ?? 0)) / 64);
+  // Tree blocks: a leaf per 340 extents; an extent holds at most 32768 blocks and breaks at metadata.
+  const treeBlocks = Math.ceil(data / 300) + Math.ceil(dirBlocks / 300) + 8;
+  const need = data + dirBlocks + treeBlocks + (stats.xattrBlocks ?? 0);
+  const MiB = 1024 * 1024;
+  let size = Math.max(MIN_FS_BLOCKS * BLOCK_SIZE, Math.ceil((need * BLOCK_SIZE * 1.02) / MiB) * MiB);
+  for (;;) {
+    let layout: ReturnType<typeof planLayout> | undefined;
+    try {
+      layout = planLayout({ ...layoutOpts, sizeBytes: size });
+    } catch {
+      layout = undefined;
+    }
+    if (layout) {
+      const room = layout.blocksCount - layout.reservedTotal;
+      const blockDeficit = need - room;
+      const inodeDeficit = inodes - layout.inodesCount;
+      if (blockDeficit <= 0 && inodeDeficit <= 0) return size;
+      const ratio = opts.inodeCount ? 0 : (opts.inodeRatio ?? 16384);
+      const grow = Math.max(blockDeficit * BLOCK_SIZE, inodeDeficit * ratio, MiB);
+      size += Math.ceil(grow / MiB) * MiB;
+    } else size += Math.max(MiB, Math.ceil(size / 8 / MiB) * MiB);
+  }
+}

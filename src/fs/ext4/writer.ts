@@ -1,0 +1,849 @@
+/**
+ * Streams an entry tree into an ext4 filesystem. File content goes straight into data blocks,
+ * allocated in ascending order as entries arrive; only metadata stays in memory (inode tables of
+ * the groups in use, the children of the directories still open). A directory is written as soon as
+ * the sorted stream leaves it; inode tables, bitmaps, descriptors and superblocks go last.
+ */
+
+import type { BlockTarget } from '../../disk/target.js';
+import { CloudletsError } from '../../errors.js';
+import type { Entry } from '../../stream/entry.js';
+import { comparePaths } from '../../stream/entry.js';
+import { crc32cRaw } from '../crc32c.js';
+import {
+  buildDirBlocks,
+  type DirChild,
+  FT_BLK,
+  FT_CHR,
+  FT_DIR,
+  FT_FIFO,
+  FT_LNK,
+  FT_REG,
+  FT_SOCK,
+} from './dir.js';
+import { buildExtentTree, type Extent, MAX_EXTENT_LEN } from './extents.js';
+import { hashSeedWords } from './hash.js';
+import {
+  EXT4_EXTENTS_FL,
+  EXT4_INDEX_FL,
+  getLinks,
+  IN_INODE_XATTR_OFFSET,
+  inodeCsumSeed,
+  S_IFBLK,
+  S_IFCHR,
+  S_IFDIR,
+  S_IFIFO,
+  S_IFLNK,
+  S_IFREG,
+  S_IFSOCK,
+  setInodeBlocks,
+  setInodeChecksum,
+  setInodeFileAcl,
+  setInodeSize,
+  setLinks,
+  writeDevice,
+  writeInodeBase,
+} from './inode.js';
+import {
+  BLOCK_SIZE,
+  BLOCKS_PER_GROUP,
+  DESC_SIZE,
+  INODE_SIZE,
+  type Layout,
+  planLayout,
+  type Range,
+} from './layout.js';
+import { type Ext4SizeStats, estimateExt4Size } from './size.js';
+import { BG_INODE_ZEROED, encodeGroupDesc, encodeJournalSuperblock, encodeSuperblock } from './superblock.js';
+import { encodeXattrs, sealXattrBlock } from './xattr.js';
+
+export interface Ext4Options {
+  /** Filesystem size in bytes; a multiple of the block size (a partial last block is ignored). */
+  sizeBytes: number;
+  /** s_uuid, 16 bytes. */
+  uuid: Buffer;
+  /** s_hash_seed, 16 bytes: the seed of the directory index hash. */
+  hashSeed: Buffer;
+  /** Volume label, at most 16 bytes of UTF-8. */
+  label?: string | undefined;
+  /** Superblock and journal times, and the times of what the writer creates itself (lost+found). */
+  timestampSec: number;
+  /** Only 4096 is supported. */
+  blockSize?: 4096 | undefined;
+  /** Bytes per inode; default 16384, like mke2fs. */
+  inodeRatio?: number | undefined;
+  /** Exact inode count (rounded up to fill inode table blocks); overrides `inodeRatio`. */
+  inodeCount?: number | undefined;
+  /**
+   * Journal size in blocks, at least 1024; 0 = no journal. Default: mke2fs' table (none below 8 MiB,
+   * 1024 blocks below 128 MiB, 4096 below 1 GiB, 8192 below 2 GiB, 16384 below 16 GiB, ... up to 262144).
+   */
+  journalBlocks?: number | undefined;
+  /** Share of blocks reserved for root (s_r_blocks_count), default 5 like mke2fs. */
+  reservedPercent?: number | undefined;
+  /**
+   * What a metadata pre-pass counted (`createExt4Tally`). When given, content that cannot fit is
+   * refused before any byte is written, with the size it needs. Without it the writer only finds out
+   * when it runs out of blocks or inodes, part-way through.
+   */
+  stats?: Ext4SizeStats | undefined;
+}
+
+export interface Ext4Result {
+  /** Inodes in use, including the 11 reserved ones. */
+  inodesUsed: number;
+  blocksUsed: number;
+  blocksCount: number;
+  /** The filesystem's size: `sizeBytes` rounded down to a block (or a group, when the last would be tiny). */
+  sizeBytes: number;
+}
+
+const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+/** Data is written in runs of up to 1 MiB. */
+const STAGE_BLOCKS = 256;
+const MAX_INFLIGHT = 4;
+const ROOT_INO = 2;
+const JOURNAL_INO = 8;
+const LOST_FOUND_INO = 11;
+const MAX_LINKS = 65000;
+/** Logical block numbers are 32-bit. */
+const MAX_FILE_SIZE = (2 ** 32 - 1) * BLOCK_SIZE;
+
+interface OpenDir {
+  key: string;
+  ino: number;
+  parentIno: number;
+  children: DirChild[];
+  subdirs: number;
+  extraBlocks: number;
+  minBlocks: number;
+}
+
+function fileTypeOf(mode: number): number {
+  switch (mode & 0xf000) {
+    case S_IFREG:
+      return FT_REG;
+    case S_IFDIR:
+      return FT_DIR;
+    case S_IFCHR:
+      return FT_CHR;
+    case S_IFBLK:
+      return FT_BLK;
+    case S_IFIFO:
+      return FT_FIFO;
+    case S_IFSOCK:
+      return FT_SOCK;
+    default:
+      return FT_LNK;
+  }
+}
+
+function parentKey(key: string): string {
+  const i = key.lastIndexOf('/');
+  return i <= 0 ? '/' : key.slice(0, i);
+}
+
+function setBits(bm: Buffer, from: number, to: number): void {
+  let i = from;
+  for (; i < to && i & 7; i++) bm[i >> 3] = (bm[i >> 3] as number) | (1 << (i & 7));
+  if (i + 8 <= to) {
+    bm.fill(0xff, i >> 3, to >> 3);
+    i = to & ~7;
+  }
+  for (; i < to; i++) bm[i >> 3] = (bm[i >> 3] as number) | (1 << (i & 7));
+}
+
+function countBits(bm: Buffer, bits: number): number {
+  let n = 0;
+  for (let i = 0; i < bits >> 3; i++) {
+    let v = bm[i] as number;
+    while (v) {
+      v &= v - 1;
+      n++;
+    }
+  }
+  for (let i = bits & ~7; i < bits; i++) if ((bm[i >> 3] as number) & (1 << (i & 7))) n++;
+  return n;
+}
+
+function checkOptions(target: BlockTarget, offset: number, opts: Ext4Options): Buffer {
+  const bad = (m: string): CloudletsError => new CloudletsError('EUSAGE', m, { where: 'ext4 options' });
+  if (opts.uuid.length !== 16) throw bad('uuid must be 16 bytes');
+  if (opts.hashSeed.length !== 16) throw bad('hashSeed must be 16 bytes');
+  if (opts.blockSize !== undefined && opts.blockSize !== BLOCK_SIZE)
+    throw bad('only 4096-byte blocks are supported');
+  const label = Buffer.from(opts.label ?? '', 'utf8');
+  if (label.length > 16) throw bad(`label ${JSON.stringify(opts.label)} is longer than 16 bytes`);
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % 512 !== 0)
+    throw bad(`bad partition offset ${offset}`);
+  if (offset + opts.sizeBytes > target.size) {
+    throw bad(
+      `the filesystem (${opts.sizeBytes} bytes at ${offset}) does not fit in the ${target.size}-byte target`,
+    );
+  }
+  return label;
+}
+
+/**
+ * Writes an ext4 filesystem holding `entries` (sorted, parents first) into `target` at byte `offset`.
+ * Write order, for targets that prefer ascending offsets: the journal superblock, then file content,
+ * extent and xattr blocks and directories in ascending block order, then the metadata (superblocks,
+ * descriptors, bitmaps, inode tables) in ascending order from the start. Zero blocks are never
+ * written (holes), and a buffer handed to `target.write` is never reused.
+ * Throws CloudletsError EOUTPUT when the content does not fit (before writing if `opts.stats` is given).
+ */
+export async function writeExt4(
+  entries: AsyncIterable<Entry>,
+  target: BlockTarget,
+  offset: number,
+  opts: Ext4Options,
+): Promise<Ext4Result> {
+  const label = checkOptions(target, offset, opts);
+  const layout: Layout = planLayout(opts);
+  if (opts.stats) {
+    const needed = estimateExt4Size(opts.stats, opts);
+    if (needed > layout.blocksCount * BLOCK_SIZE) {
+      throw new CloudletsError(
+        'EOUTPUT',
+        `the content needs an ext4 filesystem of at least ${needed} bytes, not ${opts.sizeBytes}`,
+        {
+          hint: `give a size of at least ${Math.ceil(needed / 2 ** 20)} MiB, or --size auto`,
+        },
+      );
+    }
+  }
+  const w = new Ext4Writer(target, offset, layout, opts);
+  try {
+    await w.writeJournal();
+    await w.consume(entries);
+    return await w.finish(label);
+  } catch (err) {
+    // Let the writes already started end before the caller closes (and discards) the target.
+    await w.settle();
+    throw err;
+  }
+}
+
+class Ext4Writer {
+  private readonly fsSeed: number;
+  private readonly hashSeed: Uint32Array;
+  private readonly ipg: number;
+  private readonly tables = new Map<number, Buffer>();
+  private readonly usedDirs: Uint32Array;
+  private nextIno = LOST_FOUND_INO + 1;
+  private cursor = 0;
+  private reservedIdx = 0;
+  private readonly nonDirs = new Map<string, number>();
+  private readonly stack: OpenDir[] = [];
+  private lostFoundSeen = false;
+  private journalIBlock: Buffer | undefined;
+  private stage = Buffer.allocUnsafe(STAGE_BLOCKS * BLOCK_SIZE);
+  private stageStart = 0;
+  private stageCount = 0;
+  private currentPath = '/';
+  private inflight: Promise<void>[] = [];
+  private failure: unknown;
+
+  constructor(
+    private readonly target: BlockTarget,
+    private readonly offset: number,
+    private readonly layout: Layout,
+    private readonly opts: Ext4Options,
+  ) {
+    this.fsSeed = crc32cRaw(0xffffffff, opts.uuid);
+    this.hashSeed = hashSeedWords(opts.hashSeed);
+    this.ipg = layout.inodesPerGroup;
+    this.usedDirs = new Uint32Array(layout.groupCount);
+  }
+
+  private inode(ino: number): Buffer {
+    const g = Math.floor((ino - 1) / this.ipg);
+    let t = this.tables.get(g);
+    if (!t) {
+      t = Buffer.alloc(this.ipg * INODE_SIZE);
+      this.tables.set(g, t);
+    }
+    const at = ((ino - 1) % this.ipg) * INODE_SIZE;
+    return t.subarray(at, at + INODE_SIZE);
+  }
+
+  private allocInode(): number {
+    if (this.nextIno > this.layout.inodesCount) {
+      throw new CloudletsError('EOUTPUT', `the filesystem has only ${this.layout.inodesCount} inodes`, {
+        where: this.currentPath,
+        hint: 'give a larger size or a smaller inode ratio (estimateExt4Size counts the entries)',
+      });
+    }
+    return this.nextIno++;
+  }
+
+  /** Next free block in ascending order, skipping the metadata laid out in advance. */
+  private allocBlock(): number {
+    const reserved = this.layout.reserved;
+    for (;;) {
+      const r = reserved[this.reservedIdx];
+      if (!r || this.cursor < r.start) break;
+      if (this.cursor < r.end) this.cursor = r.end;
+      this.reservedIdx++;
+    }
+    if (this.cursor >= this.layout.blocksCount) {
+      throw new CloudletsError(
+        'EOUTPUT',
+        `the content does not fit in a ${this.layout.blocksCount * BLOCK_SIZE}-byte ext4 filesystem`,
+        {
+          where: this.currentPath,
+          hint: 'give a larger size, or size it with estimateExt4Size (--size auto)',
+        },
+      );
+    }
+    return this.cursor++;
+  }
+
+  private async write(block: number, data: Buffer): Promise<void> {
+    await this.target.write(this.offset + block * BLOCK_SIZE, data);
+  }
+
+  /**
+   * Starts writing the staged run without waiting for it, so reading the source and writing the target
+   * overlap; waits only when MAX_INFLIGHT runs are already on their way. The run's buffer is never
+   * reused, so a target may keep it.
+   */
+  private async flushStage(): Promise<void> {
+    if (this.stageCount > 0) {
+      const data = this.stage.subarray(0, this.stageCount * BLOCK_SIZE);
+      const start = this.stageStart;
+      this.stage = Buffer.allocUnsafe(STAGE_BLOCKS * BLOCK_SIZE);
+      this.stageCount = 0;
+      this.inflight.push(
+        this.write(start, data).catch((err: unknown) => {
+          this.failure ??= err;
+        }),
+      );
+    }
+    while (this.inflight.length > MAX_INFLIGHT) await this.inflight.shift();
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Waits for the writes in flight, ignoring their outcome (used on the way out of an error). */
+  async settle(): Promise<void> {
+    await Promise.allSettled(this.inflight);
+    this.inflight = [];
+  }
+
+  /** Waits for every write started so far. */
+  private async drain(): Promise<void> {
+    await this.flushStage();
+    await Promise.all(this.inflight);
+    this.inflight = [];
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Queues one block at `phys`; returns a promise only when a run had to be sent first. */
+  private stageBlock(phys: number, data: Buffer, at = 0): Promise<void> | undefined {
+    let p: Promise<void> | undefined;
+    if (
+      this.stageCount > 0 &&
+      (phys !== this.stageStart + this.stageCount || this.stageCount === STAGE_BLOCKS)
+    ) {
+      p = this.flushStage();
+    }
+    if (this.stageCount === 0) this.stageStart = phys;
+    data.copy(this.stage, this.stageCount * BLOCK_SIZE, at, at + BLOCK_SIZE);
+    this.stageCount++;
+    return p;
+  }
+
+  /** Allocates and writes `blocks` contiguously where possible; returns their extents from logical 0. */
+  private async writeBlocks(blocks: Buffer[]): Promise<Extent[]> {
+    const extents: Extent[] = [];
+    for (let i = 0; i < blocks.length; i++) {
+      const phys = this.allocBlock();
+      addToExtents(extents, i, phys);
+      const p = this.stageBlock(phys, blocks[i] as Buffer);
+      if (p) await p;
+    }
+    return extents;
+  }
+
+  /** Builds (and writes) the extent tree of `ino`; returns the number of tree blocks. */
+  private async mapExtents(ino: number, inode: Buffer, extents: Extent[]): Promise<number> {
+    const tree = buildExtentTree(extents, () => this.allocBlock(), inodeCsumSeed(this.fsSeed, ino));
+    for (const b of tree.blocks) {
+      const p = this.stageBlock(b.block, b.data);
+      if (p) await p;
+    }
+    tree.iblock.copy(inode, 0x28);
+    inode.writeUInt32LE(inode.readUInt32LE(0x20) | EXT4_EXTENTS_FL, 0x20);
+    return tree.blocks.length;
+  }
+
+  async writeJournal(): Promise<void> {
+    const l = this.layout;
+    if (l.journalBlocks === 0) return;
+    const inode = this.inode(JOURNAL_INO);
+    writeInodeBase(inode, {
+      mode: S_IFREG | 0o600,
+      uid: 0,
+      gid: 0,
+      mtimeNs: BigInt(this.opts.timestampSec) * 1_000_000_000n,
+      flags: 0,
+    });
+    setLinks(inode, 1);
+    setInodeSize(inode, l.journalBlocks * BLOCK_SIZE);
+    const extents: Extent[] = [];
+    let logical = 0;
+    for (const r of l.journalRuns) {
+      for (let p = r.start; p < r.end; p += MAX_EXTENT_LEN) {
+        const length = Math.min(MAX_EXTENT_LEN, r.end - p);
+        extents.push({ logical, physical: p, length });
+        logical += length;
+      }
+    }
+    const treeBlocks = await this.mapExtents(JOURNAL_INO, inode, extents);
+    setInodeBlocks(inode, l.journalBlocks + treeBlocks);
+    this.journalIBlock = Buffer.from(inode.subarray(0x28, 0x28 + 60));
+    await this.write(
+      (l.journalRuns[0] as Range).start,
+      encodeJournalSuperblock(this.opts.uuid, l.journalBlocks),
+    );
+  }
+
+  /** Base fields and xattrs of a new inode; returns the number of xattr blocks (0 or 1). */
+  private async initInode(ino: number, e: Entry, typeBits: number, where: string): Promise<number> {
+    const inode = this.inode(ino);
+    writeInodeBase(inode, {
+      mode: typeBits | (e.mode & 0o7777),
+      uid: e.uid,
+      gid: e.gid,
+      mtimeNs: e.mtimeNs,
+      flags: 0,
+    });
+    setLinks(inode, 1);
+    const x = encodeXattrs(e.xattrs, where);
+    if (x.inInode) x.inInode.copy(inode, IN_INODE_XATTR_OFFSET);
+    if (!x.block) return 0;
+    const block = this.allocBlock();
+    sealXattrBlock(x.block, block, this.fsSeed);
+    const p = this.stageBlock(block, x.block);
+    if (p) await p;
+    setInodeFileAcl(inode, block);
+    return 1;
+  }
+
+  private async closeUntil(key: string): Promise<OpenDir> {
+    for (;;) {
+      const top = this.stack[this.stack.length - 1];
+      if (!top)
+        throw new CloudletsError('ESOURCE', 'entry stream has no root directory', {
+          where: this.currentPath,
+        });
+      if (top.key === key) return top;
+      if (this.stack.length === 1) {
+        throw new CloudletsError('ESOURCE', `parent directory ${key} is missing or not a directory`, {
+          where: this.currentPath,
+          hint: 'entries must come sorted by path, each directory before its content',
+        });
+      }
+      this.stack.pop();
+      await this.finishDir(top);
+    }
+  }
+
+  private async finishDir(d: OpenDir): Promise<void> {
+    const { blocks, indexed } = buildDirBlocks(d.ino, d.parentIno, d.children, {
+      csumSeed: inodeCsumSeed(this.fsSeed, d.ino),
+      hashSeed: this.hashSeed,
+      minBlocks: d.minBlocks,
+      where: d.key === '/' ? '/' : Buffer.from(d.key, 'latin1').toString('utf8'),
+    });
+    d.children = [];
+    const extents = await this.writeBlocks(blocks);
+    const inode = this.inode(d.ino);
+    if (indexed) inode.writeUInt32LE(inode.readUInt32LE(0x20) | EXT4_INDEX_FL, 0x20);
+    const treeBlocks = await this.mapExtents(d.ino, inode, extents);
+    setInodeSize(inode, blocks.length * BLOCK_SIZE);
+    setInodeBlocks(inode, blocks.length + treeBlocks + d.extraBlocks);
+    const links = 2 + d.subdirs;
+    setLinks(inode, links > MAX_LINKS ? 1 : links);
+  }
+
+  private rootFromDefaults(): OpenDir {
+    writeInodeBase(this.inode(ROOT_INO), {
+      mode: S_IFDIR | 0o755,
+      uid: 0,
+      gid: 0,
+      mtimeNs: BigInt(this.opts.timestampSec) * 1_000_000_000n,
+      flags: 0,
+    });
+    this.usedDirs[0] = (this.usedDirs[0] as number) + 1;
+    const root: OpenDir = {
+      key: '/',
+      ino: ROOT_INO,
+      parentIno: ROOT_INO,
+      children: [],
+      subdirs: 0,
+      extraBlocks: 0,
+      minBlocks: 1,
+    };
+    this.stack.push(root);
+    return root;
+  }
+
+  async consume(entries: AsyncIterable<Entry>): Promise<void> {
+    let last: Buffer | undefined;
+    for await (const e of entries) {
+      const key = e.path.toString('latin1');
+      this.currentPath = e.path.toString('utf8');
+      const where = this.currentPath;
+      if (last && comparePaths(last, e.path) >= 0) {
+        throw new CloudletsError('ESOURCE', 'entries are not sorted by path (or repeat a path)', { where });
+      }
+      last = e.path;
+      if (key === '/') {
+        if (this.stack.length > 0)
+          throw new CloudletsError('ESOURCE', 'the root entry comes twice', { where });
+        if (e.type !== 'dir')
+          throw new CloudletsError('ESOURCE', 'the root entry is not a directory', { where });
+        const root = this.rootFromDefaults();
+        root.extraBlocks = await this.initInode(ROOT_INO, e, S_IFDIR, where);
+        setLinks(this.inode(ROOT_INO), 2);
+        continue;
+      }
+      if (this.stack.length === 0) this.rootFromDefaults();
+      if (!key.startsWith('/') || key.endsWith('/'))
+        throw new CloudletsError('ESOURCE', 'malformed image path', { where });
+      const parent = await this.closeUntil(parentKey(key));
+      const name = e.path.subarray(e.path.lastIndexOf(0x2f) + 1);
+      if (
+        name.length === 0 ||
+        name.length > 255 ||
+        name.includes(0) ||
+        name.equals(Buffer.from('.')) ||
+        name.equals(Buffer.from('..'))
+      ) {
+        throw new CloudletsError('ENOTSUP', 'ext4 names are 1 to 255 bytes, without NUL, and not . or ..', {
+          where,
+        });
+      }
+      const isLostFound = key === '/lost+found';
+      if (isLostFound) this.lostFoundSeen = true;
+      if (e.type === 'hardlink') {
+        if (isLostFound)
+          throw new CloudletsError('ENOTSUP', '/lost+found cannot be a hard link on ext4', { where });
+        const ino = e.linkTarget ? this.nonDirs.get(e.linkTarget.toString('latin1')) : undefined;
+        if (ino === undefined) {
+          throw new CloudletsError(
+            'ESOURCE',
+            'hard link to a path that is not an earlier non-directory entry',
+            {
+              where,
+              hint: e.linkTarget ? `target ${e.linkTarget.toString('utf8')}` : 'the entry has no link target',
+            },
+          );
+        }
+        const inode = this.inode(ino);
+        const links = getLinks(inode) + 1;
+        if (links > MAX_LINKS)
+          throw new CloudletsError('ENOTSUP', `more than ${MAX_LINKS} hard links to one file`, { where });
+        setLinks(inode, links);
+        parent.children.push({ name, ino, fileType: fileTypeOf(inode.readUInt16LE(0)) });
+        this.nonDirs.set(key, ino);
+        continue;
+      }
+      const ino = isLostFound ? LOST_FOUND_INO : this.allocInode();
+      if (e.type === 'dir') {
+        const extraBlocks = await this.initInode(ino, e, S_IFDIR, where);
+        parent.children.push({ name, ino, fileType: FT_DIR });
+        parent.subdirs++;
+        const g = Math.floor((ino - 1) / this.ipg);
+        this.usedDirs[g] = (this.usedDirs[g] as number) + 1;
+        this.stack.push({
+          key,
+          ino,
+          parentIno: parent.ino,
+          children: [],
+          subdirs: 0,
+          extraBlocks,
+          minBlocks: isLostFound ? 4 : 1,
+        });
+        continue;
+      }
+      let typeBits: number;
+      switch (e.type) {
+        case 'file':
+          typeBits = S_IFREG;
+          break;
+        case 'symlink':
+          typeBits = S_IFLNK;
+          break;
+        case 'char':
+          typeBits = S_IFCHR;
+          break;
+        case 'block':
+          typeBits = S_IFBLK;
+          break;
+        case 'fifo':
+          typeBits = S_IFIFO;
+          break;
+        case 'socket':
+          typeBits = S_IFSOCK;
+          break;
+        default:
+          throw new CloudletsError('ENOTSUP', `unknown entry type ${String(e.type)}`, { where });
+      }
+      const extra = await this.initInode(ino, e, typeBits, where);
+      const inode = this.inode(ino);
+      if (e.type === 'file') await this.writeFile(ino, inode, e, extra, where);
+      else if (e.type === 'symlink') await this.writeSymlink(ino, inode, e, extra, where);
+      else {
+        if (e.type === 'char' || e.type === 'block') writeDevice(inode, e.devMajor ?? 0, e.devMinor ?? 0);
+        setInodeBlocks(inode, extra);
+      }
+      parent.children.push({ name, ino, fileType: fileTypeOf(typeBits) });
+      this.nonDirs.set(key, ino);
+    }
+    if (this.stack.length === 0) this.rootFromDefaults();
+    const root = await this.closeUntil('/');
+    if (!this.lostFoundSeen) {
+      writeInodeBase(this.inode(LOST_FOUND_INO), {
+        mode: S_IFDIR | 0o700,
+        uid: 0,
+        gid: 0,
+        mtimeNs: BigInt(this.opts.timestampSec) * 1_000_000_000n,
+        flags: 0,
+      });
+      root.children.unshift({ name: Buffer.from('lost+found'), ino: LOST_FOUND_INO, fileType: FT_DIR });
+      root.subdirs++;
+      this.usedDirs[0] = (this.usedDirs[0] as number) + 1;
+      await this.finishDir({
+        key: '/lost+found',
+        ino: LOST_FOUND_INO,
+        parentIno: ROOT_INO,
+        children: [],
+        subdirs: 0,
+        extraBlocks: 0,
+        minBlocks: 4,
+      });
+    }
+    this.stack.pop();
+    await this.finishDir(root);
+  }
+
+  private async writeFile(
+    ino: number,
+    inode: Buffer,
+    e: Entry,
+    extraBlocks: number,
+    where: string,
+  ): Promise<void> {
+    const extents: Extent[] = [];
+    let logical = 0;
+    let total = 0;
+    let dataBlocks = 0;
+    const partial = Buffer.alloc(BLOCK_SIZE);
+    let fill = 0;
+    // `src` holds the block at `at`; no per-block subarray, this runs for every 4 KiB of content.
+    const place = (src: Buffer, at: number): Promise<void> | undefined => {
+      if (src.compare(ZERO_BLOCK, 0, BLOCK_SIZE, at, at + BLOCK_SIZE) === 0) {
+        // All-zero blocks become holes: sparse files stay sparse, and zeros cost no space.
+        logical++;
+        return undefined;
+      }
+      const phys = this.allocBlock();
+      addToExtents(extents, logical, phys);
+      logical++;
+      dataBlocks++;
+      return this.stageBlock(phys, src, at);
+    };
+    if (e.size > MAX_FILE_SIZE) {
+      throw new CloudletsError(
+        'ENOTSUP',
+        `a file of ${e.size} bytes exceeds ext4's 16 TiB limit with 4 KiB blocks`,
+        { where },
+      );
+    }
+    if (e.size > 0) {
+      if (!e.content) throw new CloudletsError('ESOURCE', 'file entry has a size but no content', { where });
+      for await (const chunk of e.content()) {
+        total += chunk.length;
+        if (total > e.size) break;
+        let off = 0;
+        while (off < chunk.length) {
+          if (fill === 0 && chunk.length - off >= BLOCK_SIZE) {
+            const p = place(chunk, off);
+            if (p) await p;
+            off += BLOCK_SIZE;
+          } else {
+            const n = Math.min(BLOCK_SIZE - fill, chunk.length - off);
+            chunk.copy(partial, fill, off, off + n);
+            fill += n;
+            off += n;
+            if (fill === BLOCK_SIZE) {
+              const p = place(partial, 0);
+              if (p) await p;
+              fill = 0;
+            }
+          }
+        }
+      }
+    }
+    if (total !== e.size) {
+      throw new CloudletsError(
+        'ESOURCE',
+        `file content is ${total > e.size ? 'longer' : 'shorter'} than its size ${e.size}`,
+        {
+          where,
+          hint: 'the file changed while the image was read',
+        },
+      );
+    }
+    if (fill > 0) {
+      partial.fill(0, fill);
+      const p = place(partial, 0);
+      if (p) await p;
+    }
+    const treeBlocks = await this.mapExtents(ino, inode, extents);
+    setInodeSize(inode, e.size);
+    setInodeBlocks(inode, dataBlocks + treeBlocks + extraBlocks);
+  }
+
+  private async writeSymlink(
+    ino: number,
+    inode: Buffer,
+    e: Entry,
+    extraBlocks: number,
+    where: string,
+  ): Promise<void> {
+    const t = e.linkTarget;
+    if (!t || t.length === 0 || t.length >= BLOCK_SIZE || t.includes(0)) {
+      throw new CloudletsError('ENOTSUP', 'symlink targets on ext4 are 1 to 4095 bytes without NUL', {
+        where,
+      });
+    }
+    setInodeSize(inode, t.length);
+    if (t.length < 60) {
+      // Fast symlink: the target lives in i_block.
+      t.copy(inode, 0x28);
+      setInodeBlocks(inode, extraBlocks);
+      return;
+    }
+    const block = Buffer.alloc(BLOCK_SIZE);
+    t.copy(block);
+    const extents = await this.writeBlocks([block]);
+    const treeBlocks = await this.mapExtents(ino, inode, extents);
+    setInodeBlocks(inode, 1 + treeBlocks + extraBlocks);
+  }
+
+  async finish(label: Buffer): Promise<Ext4Result> {
+    await this.drain();
+    const l = this.layout;
+    const ipg = this.ipg;
+    const lastIno = this.nextIno - 1;
+    const writes: { block: number; at?: number; data: Buffer }[] = [];
+    const gdt = Buffer.alloc(l.gdtBlocks * BLOCK_SIZE);
+    let freeBlocksTotal = 0;
+    let freeInodesTotal = 0;
+    let reservedIdx = 0;
+    for (let g = 0; g < l.groupCount; g++) {
+      const gl = l.groups[g] as GroupLayoutLike;
+      const gStart = g * BLOCKS_PER_GROUP;
+      const gEnd = Math.min(gStart + BLOCKS_PER_GROUP, l.blocksCount);
+      const gBlocks = gEnd - gStart;
+      // Blocks in use: everything the ascending allocator passed, plus the metadata laid out in advance.
+      const bbm = Buffer.alloc(BLOCK_SIZE);
+      if (this.cursor > gStart) setBits(bbm, 0, Math.min(this.cursor, gEnd) - gStart);
+      while (reservedIdx < l.reserved.length && (l.reserved[reservedIdx] as Range).end <= gStart)
+        reservedIdx++;
+      for (let i = reservedIdx; i < l.reserved.length; i++) {
+        const r = l.reserved[i] as Range;
+        if (r.start >= gEnd) break;
+        setBits(bbm, Math.max(r.start, gStart) - gStart, Math.min(r.end, gEnd) - gStart);
+      }
+      const freeBlocks = gBlocks - countBits(bbm, gBlocks);
+      setBits(bbm, gBlocks, BLOCKS_PER_GROUP); // padding past the end of a short last group
+      const used = Math.max(0, Math.min(ipg, lastIno - g * ipg));
+      const ibm = Buffer.alloc(BLOCK_SIZE);
+      setBits(ibm, 0, used);
+      setBits(ibm, ipg, BLOCK_SIZE * 8);
+      freeBlocksTotal += freeBlocks;
+      freeInodesTotal += ipg - used;
+      encodeGroupDesc(
+        gdt,
+        g * DESC_SIZE,
+        g,
+        {
+          blockBitmap: gl.blockBitmap,
+          inodeBitmap: gl.inodeBitmap,
+          inodeTable: gl.inodeTable,
+          freeBlocks,
+          freeInodes: ipg - used,
+          usedDirs: this.usedDirs[g] as number,
+          flags: BG_INODE_ZEROED,
+          blockBitmapCsum: crc32cRaw(this.fsSeed, bbm),
+          inodeBitmapCsum: crc32cRaw(this.fsSeed, ibm.subarray(0, ipg / 8)),
+          itableUnused: ipg - used,
+        },
+        this.fsSeed,
+      );
+      writes.push({ block: gl.blockBitmap, data: bbm }, { block: gl.inodeBitmap, data: ibm });
+      const table = this.tables.get(g);
+      if (table && used > 0) {
+        for (let i = 0; i < used; i++) {
+          const ino = table.subarray(i * INODE_SIZE, (i + 1) * INODE_SIZE);
+          // Reserved inodes nobody uses stay all-zero, which e2fsck accepts without a checksum.
+          if (ino.readUInt16LE(0) !== 0 || ino.readUInt16LE(0x1a) !== 0)
+            setInodeChecksum(ino, this.fsSeed, g * ipg + i + 1);
+        }
+        const bytes = Math.ceil(used / 16) * BLOCK_SIZE;
+        writes.push({ block: gl.inodeTable, data: table.subarray(0, bytes) });
+      }
+    }
+    this.tables.clear();
+    const sbFields = {
+      layout: l,
+      freeBlocks: freeBlocksTotal,
+      freeInodes: freeInodesTotal,
+      uuid: this.opts.uuid,
+      hashSeed: this.opts.hashSeed,
+      label,
+      timestampSec: this.opts.timestampSec,
+      journalIBlock: this.journalIBlock,
+      journalSizeBytes: l.journalBlocks * BLOCK_SIZE,
+    };
+    for (let g = 0; g < l.groupCount; g++) {
+      if (!(l.groups[g] as GroupLayoutLike).hasSuper) continue;
+      const block = g * BLOCKS_PER_GROUP;
+      writes.push({ block, at: g === 0 ? 1024 : 0, data: encodeSuperblock(sbFields, g) });
+      writes.push({ block: block + 1, data: gdt });
+    }
+    writes.sort((a, b) => a.block - b.block || (a.at ?? 0) - (b.at ?? 0));
+    for (const w of writes) await this.target.write(this.offset + w.block * BLOCK_SIZE + (w.at ?? 0), w.data);
+    return {
+      inodesUsed: lastIno,
+      blocksUsed: l.blocksCount - freeBlocksTotal,
+      blocksCount: l.blocksCount,
+      sizeBytes: l.blocksCount * BLOCK_SIZE,
+    };
+  }
+}
+
+interface GroupLayoutLike {
+  blockBitmap: number;
+  inodeBitmap: number;
+  inodeTable: number;
+  hasSuper: boolean;
+}
+
+function addToExtents(extents: Extent[], logical: number, phys: number): void {
+  const last = extents[extents.length - 1];
+  if (
+    last &&
+    last.logical + last.length === logical &&
+    last.physical + last.length === phys &&
+    last.length < MAX_EXTENT_LEN
+  ) {
+    last.length++;
+  } else {
+    extents.push({ logical, physical: phys, length: 1 });
+  }
+}
