@@ -96,7 +96,6 @@ describe('loadManifest', () => {
     [{ persistent: ['var/log'] }, '/persistent/0: must be an absolute image path'],
     [{ templates: ['/etc/../../../root/.ssh/id_rsa'] }, '/templates/0: must be an absolute image path'],
     [{ templates: ['/etc/a\u0000b'] }, '/templates/0: must be an absolute image path'],
-    [{ volatile: ['/tmp/(unclosed'] }, '/volatile/0: not a valid regular expression'],
     [{ arch: ['x86_64'] }, '/arch: must be a string'],
     [[], 'must be an object'],
     [
@@ -136,6 +135,16 @@ describe('loadManifest', () => {
   ])('refuses %j: %s', async (manifest, message) => {
     const err = await loadError(withManifest(manifest));
     expect(err.code).toBe('EMANIFEST');
+    expect(err.where).toBe('.cloudlet/manifest');
+    expect(err.message.startsWith(message)).toBe(true);
+  });
+
+  it.each([
+    [['/tmp/(unclosed'], '/volatile/0: invalid regular expression'],
+    [['/tmp/.+', '/var/(a+)+$'], '/volatile/1: pattern may backtrack catastrophically'],
+  ])('refuses volatile patterns %j when loading: %s', async (volatile, message) => {
+    const err = await loadError(withManifest({ volatile }));
+    expect(err.code).toBe('EPATTERN');
     expect(err.where).toBe('.cloudlet/manifest');
     expect(err.message.startsWith(message)).toBe(true);
   });

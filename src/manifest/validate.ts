@@ -7,6 +7,7 @@ import { CloudletsError } from '../errors.js';
 import { formatAjvErrors } from './ajv-errors.js';
 import type { EntryPoint, Manifest } from './index.js';
 import { cloneJsonValue, jsonPointer } from './json.js';
+import { compileVolatilePatterns } from './patterns.js';
 import { KNOWN_TOP_LEVEL_FIELDS, manifestJsonSchema } from './schema.js';
 
 export interface ValidateManifestOptions {
@@ -114,17 +115,8 @@ export function validateManifest(
     warnings.push(`${where}: ${jsonPointer([key])}: unknown field, ignored (a newer cloudlets may know it)`);
   }
 
-  raw.volatile.forEach((pattern, i) => {
-    try {
-      new RegExp(pattern);
-    } catch (err) {
-      throw new CloudletsError(
-        'EMANIFEST',
-        `${jsonPointer(['volatile', i])}: not a valid regular expression: ${(err as Error).message}`,
-        { where },
-      );
-    }
-  });
+  // Compiled and screened for catastrophic backtracking now, so that every command refuses such a manifest.
+  compileVolatilePatterns(raw.volatile, where);
   raw.entrypoints.forEach((ep, i) => {
     checkEntryPoint(ep, i, where);
   });
