@@ -1,0 +1,164 @@
+/**
+ * The tar sink: an entry stream out as a POSIX pax archive on any Writable.
+ *
+ * Speed: headers and small files are packed into 1 MiB batches so a tree of many small files costs one
+ * `write` per megabyte rather than a few per file; large content chunks go out as they come. Memory stays
+ * at about two batches plus whatever the Writable buffers up to its high-water mark (backpressure is
+ * awaited), whatever the size of the image.
+ */
+import type { Writable } from 'node:stream';
+import { CloudletsError } from '../../errors.js';
+import { BLOCK, RECORD } from '../../tar/header.js';
+import { prepareHeader } from '../../tar/pax-writer.js';
+import type { Entry } from '../entry.js';
+
+export interface WriteTarOptions {
+  /** Clamp every mtime to at most this (nanoseconds since the epoch): SOURCE_DATE_EPOCH semantics. */
+  mtimeClampNs?: bigint | undefined;
+  /** Called after each write with the archive bytes written so far and the file content bytes done. */
+  onProgress?: ((progress: { bytes: number; contentBytes: number; entries: number }) => void) | undefined;
+  /** Stops between writes when aborted; the promise rejects with the signal's reason. */
+  signal?: AbortSignal | undefined;
+}
+
+export interface WriteTarResult {
+  /** Members written (not counting pax extended headers). */
+  entries: number;
+  /** Archive bytes written, end-of-archive blocks and record padding included. */
+  bytes: number;
+  /** Sockets left out: a tar archive cannot hold them. */
+  skipped: number;
+}
+
+const BATCH = 1 << 20;
+/** Content chunks at least this big are written as they are rather than copied into a batch. */
+const DIRECT = 256 << 10;
+
+/** Resolves once `out` can take more, rejects if it fails or closes first. */
+function drained(out: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const cleanup = () => {
+      out.off('drain', onDrain);
+      out.off('error', onError);
+      out.off('close', onClose);
+    };
+    const onDrain = () => {
+      cleanup();
+      resolve();
+    };
+    const onError = (err: Error) => {
+      cleanup();
+      reject(new CloudletsError('EOUTPUT', `writing the archive failed: ${err.message}`, { cause: err }));
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new CloudletsError('EOUTPUT', 'the output closed before the archive was complete'));
+    };
+    out.on('drain', onDrain);
+    out.on('error', onError);
+    out.on('close', onClose);
+  });
+}
+
+/**
+ * Writes `entries` (already in path order) as a pax archive to `out`. Does not end `out`: the caller
+ * owns it (stdout stays open; a file is committed by its atomic output).
+ */
+export async function writeTar(
+  entries: AsyncIterable<Entry>,
+  out: Writable,
+  opts: WriteTarOptions = {},
+): Promise<WriteTarResult> {
+  let batch = Buffer.allocUnsafe(BATCH);
+  let used = 0;
+  let bytes = 0;
+  let contentBytes = 0;
+  let count = 0;
+  let skipped = 0;
+  const headerOpts = { mtimeClampNs: opts.mtimeClampNs };
+
+  const checkAbort = () => {
+    if (opts.signal?.aborted) throw opts.signal.reason;
+  };
+  const send = async (buf: Buffer) => {
+    if (out.destroyed || out.writableEnded) {
+      throw new CloudletsError('EOUTPUT', 'the output closed before the archive was complete');
+    }
+    bytes += buf.length;
+    const ok = out.write(buf);
+    opts.onProgress?.({ bytes, contentBytes, entries: count });
+    if (!ok) await drained(out);
+    checkAbort();
+  };
+  const flush = async () => {
+    if (used === 0) return;
+    const full = batch.subarray(0, used);
+    // The Writable may keep a reference until written out, so a flushed batch is never reused.
+    batch = Buffer.allocUnsafe(BATCH);
+    used = 0;
+    await send(full);
+  };
+  const append = async (buf: Buffer) => {
+    if (buf.length >= DIRECT) {
+      await flush();
+      await send(buf);
+      return;
+    }
+    if (used + buf.length > BATCH) await flush();
+    used += buf.copy(batch, used);
+  };
+  const zeros = async (n: number) => {
+    while (n > 0) {
+      if (used === BATCH) await flush();
+      const k = Math.min(n, BATCH - used);
+      batch.fill(0, used, used + k);
+      used += k;
+      n -= k;
+    }
+  };
+
+  for await (const entry of entries) {
+    checkAbort();
+    if (entry.type === 'socket') {
+      skipped++;
+      continue;
+    }
+    const header = prepareHeader(entry, headerOpts);
+    if (used + header.size > BATCH) await flush();
+    if (header.size > BATCH) {
+      const big = Buffer.alloc(header.size); // a pax header above 1 MiB: huge xattrs
+      header.writeTo(big, 0);
+      await send(big);
+    } else {
+      batch.fill(0, used, used + header.size);
+      header.writeTo(batch, used);
+      used += header.size;
+    }
+    count++;
+    if (entry.type !== 'file' || entry.size === 0) continue;
+    const where = entry.path.toString('utf8');
+    if (!entry.content) {
+      throw new CloudletsError('ESOURCE', 'the source gave no content for a non-empty file', { where });
+    }
+    let done = 0;
+    for await (const chunk of entry.content()) {
+      done += chunk.length;
+      if (done > entry.size) break;
+      await append(chunk);
+    }
+    if (done !== entry.size) {
+      throw new CloudletsError(
+        'ESOURCE',
+        `the file changed while it was read: ${done > entry.size ? 'more' : done} bytes where ${entry.size} were listed`,
+        { where },
+      );
+    }
+    contentBytes += done;
+    await zeros((BLOCK - (entry.size % BLOCK)) % BLOCK);
+  }
+  // End of archive: two zero blocks, then zeros up to a whole 10240-byte record as GNU tar writes.
+  const total = bytes + used + 2 * BLOCK;
+  await zeros(2 * BLOCK + ((RECORD - (total % RECORD)) % RECORD));
+  await flush();
+  return { entries: count, bytes, skipped };
+}
