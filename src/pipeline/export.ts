@@ -59,7 +59,7 @@ function configurationRecord(
   templates: readonly TemplateText[],
   configuration: Configuration,
 ): InjectedEntry[] {
-  const meta = { mtimeNs: 0n };
+  const meta = { mtimeNs: 0n, inheritMtime: true };
   const record: InjectedEntry[] = [
     ...parentDirectories(APPLIED_CONFIG_PATH, meta),
     fileEntry(APPLIED_CONFIG_PATH, Buffer.from(`${JSON.stringify(configuration, null, 2)}\n`), {

@@ -49,6 +49,30 @@ describe('injectEntries', () => {
     expect('ifAbsent' in out[2]!).toBe(false);
   });
 
+  it('gives entries marked inheritMtime the time of the nearest directory above them', async () => {
+    const source = [
+      { ...dir('/'), mtimeNs: 7n },
+      { ...dir('/.cloudlet'), mtimeNs: 9n },
+      { ...dir('/etc'), mtimeNs: 3n },
+    ];
+    const meta = { mtimeNs: 0n, inheritMtime: true };
+    const extra = [
+      ...parentDirectories('/.cloudlet/t/x', meta),
+      fileEntry('/.cloudlet/t/x', Buffer.from('x'), { ...meta, mode: 0o644 }),
+      fileEntry('/z', Buffer.from('z'), { ...meta, mode: 0o644 }),
+    ];
+    const out = await collect(injectEntries(from(source), extra));
+    expect(out.map((e) => [e.path.toString(), e.mtimeNs])).toEqual([
+      ['/', 7n],
+      ['/.cloudlet', 9n],
+      ['/.cloudlet/t', 9n],
+      ['/.cloudlet/t/x', 9n],
+      ['/etc', 3n],
+      ['/z', 7n],
+    ]);
+    expect(out.some((e) => 'inheritMtime' in e)).toBe(false);
+  });
+
   it('replaces an entry of the same path', async () => {
     const source = [dir('/'), { ...dir('/a'), type: 'file' as const, size: 3 }];
     const out = await collect(

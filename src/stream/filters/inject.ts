@@ -3,6 +3,11 @@ import type { Entry } from '../entry.js';
 export interface InjectedEntry extends Entry {
   /** Keep the source's entry when it has this path (a parent directory the image may already have). */
   ifAbsent?: boolean;
+  /**
+   * Take the modification time of the nearest directory above it in the output, so an added file looks
+   * as old as the tree it joins, deterministically.
+   */
+  inheritMtime?: boolean;
 }
 
 /**
@@ -15,24 +20,46 @@ export async function* injectEntries(
   extra: readonly InjectedEntry[],
 ): AsyncIterable<Entry> {
   const pending = [...extra].sort((a, b) => Buffer.compare(a.path, b.path));
+  // The directories above the current position, for `inheritMtime`.
+  const ancestors: Entry[] = [];
+  const emit = (entry: Entry): Entry => {
+    while (ancestors.length > 0 && !isBelow(entry.path, ancestors[ancestors.length - 1]!.path))
+      ancestors.pop();
+    if (entry.type === 'dir') ancestors.push(entry);
+    return entry;
+  };
+  const place = (injected: InjectedEntry): Entry => {
+    const { ifAbsent: _, inheritMtime, ...entry } = injected;
+    if (inheritMtime) {
+      while (ancestors.length > 0 && !isBelow(entry.path, ancestors[ancestors.length - 1]!.path))
+        ancestors.pop();
+      const parent = ancestors[ancestors.length - 1];
+      if (parent) entry.mtimeNs = parent.mtimeNs;
+    }
+    return emit(entry);
+  };
   let next = 0;
   for await (const entry of entries) {
     while (next < pending.length && Buffer.compare(pending[next]!.path, entry.path) < 0) {
-      yield strip(pending[next++]!);
+      yield place(pending[next++]!);
     }
     const same =
       next < pending.length && pending[next]!.path.equals(entry.path) ? pending[next++]! : undefined;
-    yield same && !same.ifAbsent ? strip(same) : entry;
+    yield same && !same.ifAbsent ? place(same) : emit(entry);
   }
-  while (next < pending.length) yield strip(pending[next++]!);
+  while (next < pending.length) yield place(pending[next++]!);
 }
 
-function strip({ ifAbsent: _, ...entry }: InjectedEntry): Entry {
-  return entry;
+function isBelow(path: Buffer, dir: Buffer): boolean {
+  if (dir.length === 1) return path.length > 1; // the root
+  return path.length > dir.length && path[dir.length] === 0x2f && path.subarray(0, dir.length).equals(dir);
 }
 
 /** Directory entries for every ancestor of `imagePath` below the root, marked `ifAbsent`. */
-export function parentDirectories(imagePath: string, meta: Pick<Entry, 'mtimeNs'>): InjectedEntry[] {
+export function parentDirectories(
+  imagePath: string,
+  meta: Pick<InjectedEntry, 'mtimeNs' | 'inheritMtime'>,
+): InjectedEntry[] {
   const parts = imagePath.split('/').filter(Boolean);
   const dirs: InjectedEntry[] = [];
   for (let i = 1; i < parts.length; i++) {
@@ -46,6 +73,7 @@ export function parentDirectories(imagePath: string, meta: Pick<Entry, 'mtimeNs'
       size: 0,
       xattrs: new Map(),
       ifAbsent: true,
+      ...(meta.inheritMtime ? { inheritMtime: true } : {}),
     });
   }
   return dirs;
@@ -55,9 +83,10 @@ export function parentDirectories(imagePath: string, meta: Pick<Entry, 'mtimeNs'
 export function fileEntry(
   imagePath: string,
   content: Buffer,
-  meta: Pick<Entry, 'mode' | 'mtimeNs'>,
+  meta: Pick<InjectedEntry, 'mode' | 'mtimeNs' | 'inheritMtime'>,
 ): InjectedEntry {
   return {
+    ...(meta.inheritMtime ? { inheritMtime: true } : {}),
     path: Buffer.from(imagePath),
     type: 'file',
     mode: meta.mode,
