@@ -1,0 +1,85 @@
+// Reads an image's tree once and splits it into what the VCS stores (file and symlink content) and what
+// the metadata file records (everything else, and the metadata of those too).
+import type { Entry, ImageSource } from '../stream/entry.js';
+import { METADATA_PATH, type MetaRecord } from './metadata.js';
+
+export interface CaptureOptions {
+  /** True for image paths that are never committed (the manifest's volatile patterns). */
+  isVolatile: (imagePath: Buffer) => boolean;
+  /** Record modification times too (off by default: they make every rebuild a change). */
+  mtimes?: boolean;
+}
+
+export interface Capture {
+  /** Every non-volatile path but the metadata file itself, sorted by bytes. */
+  records: MetaRecord[];
+  /** Image paths whose bytes the VCS stores: regular files (first link of a group) and symlinks. */
+  content: Buffer[];
+  /** Volatile paths found (shown as ignored; never committed, never deleted by a checkout). */
+  volatile: Buffer[];
+}
+
+const METADATA = Buffer.from(METADATA_PATH);
+const REPO_DIRS = [Buffer.from('/.git'), Buffer.from('/.hg')];
+const SLASH = 0x2f;
+
+/** `/.git`, `/.hg` and everything below: the repository itself, never part of the image. */
+export function isRepositoryPath(p: Buffer): boolean {
+  return REPO_DIRS.some(
+    (d) =>
+      p.length >= d.length &&
+      p.subarray(0, d.length).equals(d) &&
+      (p.length === d.length || p[d.length] === SLASH),
+  );
+}
+
+export async function captureEntries(entries: AsyncIterable<Entry>, opts: CaptureOptions): Promise<Capture> {
+  const records: MetaRecord[] = [];
+  const content: Buffer[] = [];
+  const volatile: Buffer[] = [];
+  // Directories found volatile: everything below them is volatile too, whatever the patterns say.
+  const volatileDirs = new Set<string>();
+  const recorded = new Set<string>();
+  const underVolatileDir = (p: Buffer): boolean => {
+    if (volatileDirs.size === 0) return false;
+    const s = p.toString('latin1');
+    for (let i = s.lastIndexOf('/'); i > 0; i = s.lastIndexOf('/', i - 1)) {
+      if (volatileDirs.has(s.slice(0, i))) return true;
+    }
+    return false;
+  };
+  for await (const e of entries) {
+    if (isRepositoryPath(e.path) || e.path.equals(METADATA)) continue;
+    if (e.path.length > 1 && (underVolatileDir(e.path) || opts.isVolatile(e.path))) {
+      volatile.push(e.path);
+      if (e.type === 'dir') volatileDirs.add(e.path.toString('latin1'));
+      continue;
+    }
+    let type = e.type;
+    // A link whose first name was volatile (so not recorded) holds the content itself.
+    if (type === 'hardlink' && (!e.linkTarget || !recorded.has(e.linkTarget.toString('latin1'))))
+      type = 'file';
+    const rec: MetaRecord = {
+      path: e.path,
+      type,
+      uid: e.uid,
+      gid: e.gid,
+      mode: e.mode & 0o7777,
+      xattrs: new Map(e.xattrs),
+    };
+    if (type === 'char' || type === 'block') {
+      rec.devMajor = e.devMajor ?? 0;
+      rec.devMinor = e.devMinor ?? 0;
+    }
+    if (type === 'hardlink') rec.link = e.linkTarget;
+    if (opts.mtimes) rec.mtimeNs = e.mtimeNs;
+    records.push(rec);
+    recorded.add(e.path.toString('latin1'));
+    if (type === 'file' || type === 'symlink') content.push(e.path);
+  }
+  return { records, content, volatile };
+}
+
+export function captureSource(source: ImageSource, opts: CaptureOptions): Promise<Capture> {
+  return captureEntries(source.entries(), opts);
+}

@@ -1,0 +1,333 @@
+// The git wrapper and the git side of versioning. Paths go to git as NUL-separated bytes on stdin, never
+// as arguments; the index is written with plumbing so a commit costs a few processes, not one per file.
+import { copyFileSync, existsSync, lstatSync, mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CloudletsError } from '../errors.js';
+import type { Capture } from './capture.js';
+import { fromRepoPath, needsEscape, toRepoPath } from './repo-path.js';
+import { type RunResult, runProgram } from './run.js';
+
+export interface GitOptions {
+  input?: Buffer | string;
+  okCodes?: number[];
+  /** A throwaway index (status, diff) instead of `.git/index`. */
+  indexFile?: string;
+  inherit?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Settings on every call: no hooks, no fsmonitor command, no line-ending or filter rewriting. */
+const SAFE_CONFIG = [
+  'core.hooksPath=/dev/null',
+  'core.fsmonitor=false',
+  'core.autocrlf=false',
+  'core.safecrlf=false',
+  'core.protectNTFS=false',
+  'core.protectHFS=false',
+  'commit.gpgSign=false',
+  'gc.auto=0',
+  'core.quotePath=false',
+];
+
+/** Attributes that win over any `.gitattributes` inside the image: bytes in, the same bytes out. */
+const INFO_ATTRIBUTES =
+  '# written by cloudlets: store image files byte for byte\n* -text -filter -ident -working-tree-encoding\n';
+
+export function vcsEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {
+    ...base,
+    GIT_TERMINAL_PROMPT: '0',
+    LC_ALL: 'C',
+    HGPLAIN: '1',
+    HGENCODING: 'utf-8',
+  };
+  return env;
+}
+
+export function git(dir: string, args: readonly string[], opts: GitOptions = {}): Promise<RunResult> {
+  const env = vcsEnv(opts.env);
+  if (opts.indexFile) env.GIT_INDEX_FILE = opts.indexFile;
+  const config = [...SAFE_CONFIG, `safe.directory=${dir}`].flatMap((c) => ['-c', c]);
+  return runProgram('git', [...config, '-C', dir, ...args], {
+    cwd: dir,
+    env,
+    input: opts.input,
+    okCodes: opts.okCodes,
+    inherit: opts.inherit,
+    display: `git ${args.join(' ')}`,
+  });
+}
+
+/** Identity for commits: the user's git configuration, else the environment, else a fixed default. */
+async function identityEnv(dir: string): Promise<NodeJS.ProcessEnv> {
+  const env: NodeJS.ProcessEnv = {};
+  const name = (await git(dir, ['config', 'user.name'], { okCodes: [0, 1] })).stdout.toString().trim();
+  const email = (await git(dir, ['config', 'user.email'], { okCodes: [0, 1] })).stdout.toString().trim();
+  if (!name && !process.env.GIT_AUTHOR_NAME) env.GIT_AUTHOR_NAME = env.GIT_COMMITTER_NAME = 'cloudlets';
+  if (!email && !process.env.GIT_AUTHOR_EMAIL)
+    env.GIT_AUTHOR_EMAIL = env.GIT_COMMITTER_EMAIL = 'cloudlets@localhost';
+  return { ...process.env, ...env };
+}
+
+export function isGitRepo(dir: string): boolean {
+  return existsSync(join(dir, '.git'));
+}
+
+/** Settings a repository needs before its first checkout; also applied after a clone. */
+export async function configureGitRepo(dir: string): Promise<void> {
+  mkdirSync(join(dir, '.git', 'info'), { recursive: true });
+  writeFileSync(join(dir, '.git', 'info', 'attributes'), INFO_ATTRIBUTES);
+  // Volatile and other untracked files are cloudlets' business: plain `git status` stays quiet about them.
+  await git(dir, ['config', 'status.showUntrackedFiles', 'no']);
+  await git(dir, ['config', 'core.protectNTFS', 'false']);
+}
+
+export async function gitInit(dir: string): Promise<void> {
+  await git(dir, ['init', '-q']);
+  await configureGitRepo(dir);
+}
+
+export async function gitHead(dir: string): Promise<string | undefined> {
+  const r = await git(dir, ['rev-parse', '-q', '--verify', 'HEAD^{commit}'], { okCodes: [0, 1, 128] });
+  return r.code === 0 ? r.stdout.toString().trim() : undefined;
+}
+
+export async function gitResolve(dir: string, rev: string): Promise<string> {
+  const r = await git(dir, ['rev-parse', '-q', '--verify', '--end-of-options', `${rev}^{commit}`], {
+    okCodes: [0, 1, 128],
+  });
+  if (r.code !== 0)
+    throw new CloudletsError('EUSAGE', `unknown revision "${rev}"`, {
+      where: dir,
+      hint: 'see `cloudlets log IMAGE`',
+    });
+  return r.stdout.toString().trim();
+}
+
+/** A file's bytes at a revision, `undefined` when absent there. */
+export async function gitReadAt(dir: string, rev: string, repoPath: string): Promise<Buffer | undefined> {
+  const r = await git(dir, ['cat-file', 'blob', `${rev}:${repoPath}`], { okCodes: [0, 128] });
+  return r.code === 0 ? r.stdout : undefined;
+}
+
+export interface ContentChanges {
+  added: Buffer[];
+  modified: Buffer[];
+  deleted: Buffer[];
+  /** The metadata file itself changed (it is left out of the lists). */
+  metadataChanged?: boolean;
+}
+
+const nulList = (paths: readonly Buffer[]): Buffer =>
+  Buffer.concat(paths.flatMap((p) => [p, Buffer.from([0])]));
+
+function splitNul(b: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  let start = 0;
+  for (let i = b.indexOf(0); i !== -1; i = b.indexOf(0, start)) {
+    out.push(b.subarray(start, i));
+    start = i + 1;
+  }
+  return out;
+}
+
+/**
+ * Makes the index hold exactly the captured content plus the metadata file. `indexFile` stages into a
+ * copy (status, diff). Unchanged files are not read again: `update-index` trusts matching stat data.
+ */
+export async function gitStage(
+  dir: string,
+  cap: Capture,
+  /** The metadata file's text when it is not on disk (status, diff); undefined: stage the file on disk. */
+  metadataText: string | undefined,
+  opts: { indexFile?: string } = {},
+): Promise<void> {
+  const o = { indexFile: opts.indexFile };
+  const plain: Buffer[] = [];
+  const escaped: Buffer[] = [];
+  for (const p of cap.content) (needsEscape(p, '.git') ? escaped : plain).push(p);
+  const want = new Set(cap.content.map((p) => toRepoPath(p, '.git').toString('latin1')));
+  want.add('.cloudlet/metadata');
+  const current = splitNul((await git(dir, ['ls-files', '-z', '--cached'], o)).stdout);
+  const gone = current.filter((p) => !want.has(p.toString('latin1')));
+  if (gone.length > 0)
+    await git(dir, ['update-index', '--force-remove', '-z', '--stdin'], { ...o, input: nulList(gone) });
+  const byPath = plain.map((p) => p.subarray(1));
+  if (metadataText === undefined) byPath.push(Buffer.from('.cloudlet/metadata'));
+  if (byPath.length > 0) {
+    await git(dir, ['update-index', '--add', '--replace', '-z', '--stdin'], { ...o, input: nulList(byPath) });
+  }
+  // Blobs git will not take by path (under a nested .git) and the metadata text, placed by hash.
+  const infoLines: Buffer[] = [];
+  const files = escaped.filter((p) => !lstatSync(Buffer.concat([Buffer.from(dir), p])).isSymbolicLink());
+  if (files.length > 0) {
+    const abs = files.map((p) => Buffer.concat([Buffer.from(dir), p]));
+    if (abs.some((p) => p.includes(0x0a))) {
+      throw new CloudletsError('ENOTSUP', 'a file name under a nested .git holds a newline', { where: dir });
+    }
+    const shas = (
+      await git(dir, ['hash-object', '-w', '--no-filters', '--stdin-paths'], {
+        input: Buffer.concat(abs.flatMap((p) => [p, Buffer.from('\n')])),
+      })
+    ).stdout
+      .toString()
+      .trim()
+      .split('\n');
+    files.forEach((p, i) => {
+      const mode = lstatSync(Buffer.concat([Buffer.from(dir), p])).mode & 0o111 ? '100755' : '100644';
+      infoLines.push(Buffer.from(`${mode} ${shas[i]}\t`), toRepoPath(p, '.git'), Buffer.from([0]));
+    });
+  }
+  for (const p of escaped.filter((q) => !files.includes(q))) {
+    const target = readlinkSync(Buffer.concat([Buffer.from(dir), p]), { encoding: 'buffer' });
+    const sha = (await git(dir, ['hash-object', '-w', '--stdin'], { input: target })).stdout
+      .toString()
+      .trim();
+    infoLines.push(Buffer.from(`120000 ${sha}\t`), toRepoPath(p, '.git'), Buffer.from([0]));
+  }
+  if (metadataText !== undefined) {
+    const metaSha = (await git(dir, ['hash-object', '-w', '--stdin'], { input: metadataText })).stdout
+      .toString()
+      .trim();
+    infoLines.push(Buffer.from(`100644 ${metaSha}\t.cloudlet/metadata\0`));
+  }
+  if (infoLines.length > 0)
+    await git(dir, ['update-index', '-z', '--index-info'], { ...o, input: Buffer.concat(infoLines) });
+}
+
+/** A copy of the index to stage into without touching the real one. */
+export function scratchIndex(dir: string, tmp: string): string {
+  const file = join(tmp, 'index');
+  const real = join(dir, '.git', 'index');
+  if (existsSync(real)) copyFileSync(real, file);
+  return file;
+}
+
+/** What the staged index changes against `rev` (or everything, with no revision yet). */
+export async function gitStagedChanges(
+  dir: string,
+  rev: string | undefined,
+  indexFile?: string,
+): Promise<ContentChanges> {
+  const o = { indexFile };
+  const res: ContentChanges = { added: [], modified: [], deleted: [] };
+  if (!rev) {
+    res.added = splitNul((await git(dir, ['ls-files', '-z', '--cached'], o)).stdout);
+  } else {
+    const parts = splitNul(
+      (await git(dir, ['diff-index', '--cached', '-z', '--name-status', '--no-renames', rev], o)).stdout,
+    );
+    for (let i = 0; i + 1 < parts.length; i += 2) {
+      const st = parts[i]!.toString();
+      const list = st === 'A' ? res.added : st === 'D' ? res.deleted : res.modified;
+      list.push(parts[i + 1]!);
+    }
+  }
+  const isMeta = (p: Buffer) => p.toString() === '.cloudlet/metadata';
+  const img = (l: Buffer[]) => l.filter((p) => !isMeta(p)).map((p) => fromRepoPath(p, '.git'));
+  const metadataChanged = [...res.added, ...res.modified].some(isMeta);
+  return { added: img(res.added), modified: img(res.modified), deleted: img(res.deleted), metadataChanged };
+}
+
+/**
+ * Commits the index with plumbing (write-tree, commit-tree, update-ref): no hooks, and no second pass over
+ * the working tree, which `git commit` would make to refresh the index.
+ */
+export async function gitCommit(dir: string, message: string): Promise<string> {
+  const env = await identityEnv(dir);
+  const tree = (await git(dir, ['write-tree'])).stdout.toString().trim();
+  const parent = await gitHead(dir);
+  const args = ['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-F', '-'];
+  const commit = (
+    await git(dir, args, { input: message.endsWith('\n') ? message : `${message}\n`, env })
+  ).stdout
+    .toString()
+    .trim();
+  const subject = message.split('\n')[0] ?? '';
+  await git(dir, [
+    'update-ref',
+    '-m',
+    `commit${parent ? '' : ' (initial)'}: ${subject}`,
+    'HEAD',
+    commit,
+    ...(parent ? [parent] : []),
+  ]);
+  return commit;
+}
+
+export interface LogEntry {
+  rev: string;
+  author: string;
+  date: string;
+  subject: string;
+}
+
+export async function gitLog(dir: string, max?: number): Promise<LogEntry[]> {
+  if (!(await gitHead(dir))) return [];
+  const args = ['log', '-z', '--format=%H%x1f%an <%ae>%x1f%aI%x1f%s'];
+  if (max !== undefined) args.push(`-n${max}`);
+  const out = (await git(dir, args)).stdout.toString('utf8');
+  return out
+    .split('\0')
+    .filter(Boolean)
+    .map((rec) => {
+      const [rev = '', author = '', date = '', subject = ''] = rec.split('\x1f');
+      return { rev, author, date, subject };
+    });
+}
+
+/** Unified diff of content (the metadata file left out: it is shown as readable lines instead). */
+export async function gitDiff(
+  dir: string,
+  from: string,
+  to: string | undefined,
+  indexFile?: string,
+): Promise<Buffer> {
+  const base = ['diff', '--no-ext-diff', '--no-textconv', '--no-renames', '--no-color'];
+  const revs = to === undefined ? ['--cached', from] : [from, to];
+  return (await git(dir, [...base, ...revs, '--', '.', ':(exclude).cloudlet/metadata'], { indexFile }))
+    .stdout;
+}
+
+/**
+ * `git pull` with a merge (never a rebase). Returns the paths left unmerged (the merge is then not
+ * committed yet); any other failure throws.
+ */
+export async function gitPull(dir: string, src: string | undefined): Promise<Buffer[]> {
+  const args = ['pull', '-q', '--no-rebase', '--no-edit', '--no-verify'];
+  if (src) args.push('--', src);
+  const res = await git(dir, args, { env: await identityEnv(dir), okCodes: [0, 1] });
+  if (res.code === 0) return [];
+  const unmerged = splitNul((await git(dir, ['diff', '--name-only', '--diff-filter=U', '-z'])).stdout);
+  if (unmerged.length === 0) {
+    throw new CloudletsError(
+      'EEXTERNAL',
+      `git pull failed: ${(res.stderr || res.stdout.toString()).trim()}`,
+      { where: dir },
+    );
+  }
+  return unmerged;
+}
+
+/** Stage `n` (1 base, 2 ours, 3 theirs) of a conflicted path; empty when that side has none. */
+export async function gitConflictStage(dir: string, n: 1 | 2 | 3, repoPath: string): Promise<Buffer> {
+  const r = await git(dir, ['cat-file', 'blob', `:${n}:${repoPath}`], { okCodes: [0, 128] });
+  return r.code === 0 ? r.stdout : Buffer.alloc(0);
+}
+
+/** Marks a resolved path and commits the merge with git's prepared message. */
+export async function gitFinishMerge(dir: string, repoPath: string): Promise<void> {
+  await git(dir, ['add', '--', repoPath]);
+  await git(dir, ['commit', '-q', '--no-edit', '--no-verify'], { env: await identityEnv(dir) });
+}
+
+export async function isMergeCommit(dir: string): Promise<boolean> {
+  const r = await git(dir, ['rev-parse', '-q', '--verify', 'HEAD^2'], { okCodes: [0, 1, 128] });
+  return r.code === 0;
+}
+
+/** Image paths (latin1 keys) whose content differs between two revisions. */
+export async function gitChangedPaths(dir: string, from: string, to: string): Promise<Set<string>> {
+  const out = (await git(dir, ['diff-tree', '-r', '-z', '--name-only', '--no-renames', from, to])).stdout;
+  return new Set(splitNul(out).map((p) => fromRepoPath(p, '.git').toString('latin1')));
+}
