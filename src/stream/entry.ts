@@ -36,6 +36,19 @@ export interface Entry {
    * entry is current, so a consumer reads it before pulling the next entry, or not at all.
    */
   content?: (() => AsyncIterable<Buffer>) | undefined;
+  /**
+   * The same content for sources that can read it synchronously (a directory): a sink reads straight
+   * into its own buffers, with no allocation or promise per chunk. A filter that replaces `content`
+   * must clear this.
+   */
+  openContentSync?: (() => SyncContentReader) | undefined;
+}
+
+export interface SyncContentReader {
+  /** Reads up to `length` bytes at `position` into `buf` at `offset`; returns 0 at the end of the file. */
+  read(buf: Buffer, offset: number, length: number, position: number): number;
+  /** Checks the file did not change size while it was read (`bytesRead` in all; negative: gave up early), then closes it. */
+  close(bytesRead: number): void;
 }
 
 /** Where an image's files come from: a directory, an archive, later a VCS revision or an OCI image. */

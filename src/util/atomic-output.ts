@@ -16,6 +16,8 @@ export interface AtomicOutputOptions {
 
 export interface AtomicOutput {
   stream: WriteStream;
+  /** The temporary file's descriptor, for synchronous writers; closed by commit and abort. */
+  fd: number;
   /** The temporary file being written. */
   tempPath: string;
   /**
@@ -103,5 +105,7 @@ export async function openAtomicOutput(path: string, opts: AtomicOutputOptions =
     }
   };
 
-  return { stream, tempPath, commit, abort };
+  // Typed as possibly null because it is before 'open'; this function returns only after it.
+  const fd = (stream as unknown as { fd: number }).fd;
+  return { stream, fd, tempPath, commit, abort };
 }

@@ -106,7 +106,8 @@ export async function run(ctx: CliContext, image: string, opts: TarOptions, cmd:
     try {
       const result = await writeTar(
         withoutOwnOutput(entries, img, [outPath, out.tempPath], ctx),
-        out.stream,
+        // The file's descriptor, written synchronously: the fast path (see TarOutput).
+        { fd: out.fd },
         {
           ...tarOpts,
           onProgress: (p) => progress.update(p.bytes),

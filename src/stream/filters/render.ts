@@ -35,6 +35,7 @@ export async function* renderEntries(
       content: async function* () {
         yield text;
       },
+      openContentSync: undefined,
     };
   }
   // Every template was read before rendering, so one missing here was left out by a filter: nothing to do.

@@ -6,11 +6,19 @@
  * at about two batches plus whatever the Writable buffers up to its high-water mark (backpressure is
  * awaited), whatever the size of the image.
  */
+import { writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { CloudletsError } from '../../errors.js';
 import { BLOCK, RECORD } from '../../tar/header.js';
 import { prepareHeader } from '../../tar/pax-writer.js';
-import type { Entry } from '../entry.js';
+import type { Entry, SyncContentReader } from '../entry.js';
+
+/**
+ * Where the archive goes: any Writable, or a file descriptor written synchronously. The descriptor is the
+ * fast path for a file output: with a source that reads synchronously too, a file's bytes go from the
+ * source into one reused buffer and out with no promise, allocation or copy per chunk, as `tar` does.
+ */
+export type TarOutput = Writable | { fd: number };
 
 export interface WriteTarOptions {
   /** Clamp every mtime to at most this (nanoseconds since the epoch): SOURCE_DATE_EPOCH semantics. */
@@ -33,6 +41,9 @@ export interface WriteTarResult {
 const BATCH = 1 << 20;
 /** Content chunks at least this big are written as they are rather than copied into a batch. */
 const DIRECT = 256 << 10;
+
+/** How often the synchronous path lets the event loop run, so that a signal can stop it. */
+const YIELD_EVERY_BYTES = 32 << 20;
 
 /** Resolves once `out` can take more, rejects if it fails or closes first. */
 function drained(out: Writable): Promise<void> {
@@ -66,35 +77,61 @@ function drained(out: Writable): Promise<void> {
  */
 export async function writeTar(
   entries: AsyncIterable<Entry>,
-  out: Writable,
+  out: TarOutput,
   opts: WriteTarOptions = {},
 ): Promise<WriteTarResult> {
+  const fd = 'fd' in out && typeof out.fd === 'number' && !('write' in out) ? out.fd : undefined;
+  const stream = fd === undefined ? (out as Writable) : undefined;
   let batch = Buffer.allocUnsafe(BATCH);
   let used = 0;
   let bytes = 0;
   let contentBytes = 0;
   let count = 0;
   let skipped = 0;
+  let sinceYield = 0;
   const headerOpts = { mtimeClampNs: opts.mtimeClampNs };
 
   const checkAbort = () => {
     if (opts.signal?.aborted) throw opts.signal.reason;
   };
+  const writeFd = (fd: number, buf: Buffer) => {
+    let done = 0;
+    try {
+      while (done < buf.length) done += writeSync(fd, buf, done, buf.length - done);
+    } catch (err) {
+      throw new CloudletsError('EOUTPUT', `writing the archive failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  };
   const send = async (buf: Buffer) => {
-    if (out.destroyed || out.writableEnded) {
+    bytes += buf.length;
+    if (fd !== undefined) {
+      writeFd(fd, buf);
+      opts.onProgress?.({ bytes, contentBytes, entries: count });
+      sinceYield += buf.length;
+      if (sinceYield >= YIELD_EVERY_BYTES) {
+        sinceYield = 0;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+      checkAbort();
+      return;
+    }
+    const w = stream!;
+    if (w.destroyed || w.writableEnded) {
       throw new CloudletsError('EOUTPUT', 'the output closed before the archive was complete');
     }
-    bytes += buf.length;
-    const ok = out.write(buf);
+    const ok = w.write(buf);
     opts.onProgress?.({ bytes, contentBytes, entries: count });
-    if (!ok) await drained(out);
+    if (!ok) await drained(w);
     checkAbort();
   };
   const flush = async () => {
     if (used === 0) return;
     const full = batch.subarray(0, used);
-    // The Writable may keep a reference until written out, so a flushed batch is never reused.
-    batch = Buffer.allocUnsafe(BATCH);
+    // A Writable may keep a reference until written out, so its flushed batch is never reused; a
+    // synchronous write is done with the buffer when it returns.
+    if (fd === undefined) batch = Buffer.allocUnsafe(BATCH);
     used = 0;
     await send(full);
   };
@@ -106,6 +143,24 @@ export async function writeTar(
     }
     if (used + buf.length > BATCH) await flush();
     used += buf.copy(batch, used);
+  };
+  /** Reads a file straight into the batch; returns the bytes read (fewer than `size` if it shrank). */
+  const appendSync = async (reader: SyncContentReader, size: number): Promise<number> => {
+    let done = 0;
+    let complete = false;
+    try {
+      while (done < size) {
+        if (used === BATCH) await flush();
+        const n = reader.read(batch, used, Math.min(BATCH - used, size - done), done);
+        if (n === 0) break;
+        used += n;
+        done += n;
+      }
+      complete = true;
+    } finally {
+      reader.close(complete ? done : -1);
+    }
+    return done;
   };
   const zeros = async (n: number) => {
     while (n > 0) {
@@ -141,10 +196,14 @@ export async function writeTar(
       throw new CloudletsError('ESOURCE', 'the source gave no content for a non-empty file', { where });
     }
     let done = 0;
-    for await (const chunk of entry.content()) {
-      done += chunk.length;
-      if (done > entry.size) break;
-      await append(chunk);
+    if (entry.openContentSync) {
+      done = await appendSync(entry.openContentSync(), entry.size);
+    } else {
+      for await (const chunk of entry.content()) {
+        done += chunk.length;
+        if (done > entry.size) break;
+        await append(chunk);
+      }
     }
     if (done !== entry.size) {
       throw new CloudletsError(

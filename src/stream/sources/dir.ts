@@ -22,7 +22,7 @@ import {
   statSync,
 } from 'node:fs';
 import { CloudletsError } from '../../errors.js';
-import type { Entry, EntryType, ImageSource } from '../entry.js';
+import type { Entry, EntryType, ImageSource, SyncContentReader } from '../entry.js';
 import { type ResolveFs, resolveImagePath } from './resolve.js';
 import { readTreeXattrs, type TreeXattrs } from './xattrs.js';
 
@@ -91,8 +91,8 @@ function sourceError(err: unknown, path: Buffer, doing: string): CloudletsError 
   });
 }
 
-/** Streams a regular file in large reads; a file whose size changed while read is an error. */
-async function* readContent(host: Buffer, path: Buffer, size: number): AsyncIterable<Buffer> {
+/** Opens a regular file for positional reads; closing checks it did not change size while read. */
+function openContent(host: Buffer, path: Buffer, size: number): SyncContentReader {
   let fd: number;
   try {
     // O_NONBLOCK: a file swapped for a FIFO since the walk must not block the open forever.
@@ -100,28 +100,49 @@ async function* readContent(host: Buffer, path: Buffer, size: number): AsyncIter
   } catch (err) {
     throw sourceError(err, path, 'open');
   }
-  try {
-    let done = 0;
-    while (done < size) {
-      const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - done));
-      let n: number;
+  let open = true;
+  return {
+    read(buf, offset, length, position) {
       try {
-        n = readSync(fd, buf, 0, buf.length, done);
+        return readSync(fd, buf, offset, length, position);
       } catch (err) {
         throw sourceError(err, path, 'read');
       }
+    },
+    close(bytesRead) {
+      if (!open) return;
+      open = false;
+      try {
+        // A negative count: the reader gave up early (an error, or the consumer stopped); just close.
+        if (bytesRead >= 0 && (bytesRead !== size || readSync(fd, PROBE, 0, 1, bytesRead) !== 0)) {
+          throw new CloudletsError('ESOURCE', `changed size while being read (expected ${size} bytes)`, {
+            where: path.toString('utf8'),
+            hint: 'stop whatever is writing to the image and try again',
+          });
+        }
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}
+
+/** Streams a regular file in large reads; a file whose size changed while read is an error. */
+async function* readContent(host: Buffer, path: Buffer, size: number): AsyncIterable<Buffer> {
+  const reader = openContent(host, path, size);
+  let done = 0;
+  let complete = false;
+  try {
+    while (done < size) {
+      const buf = Buffer.allocUnsafe(Math.min(CHUNK, size - done));
+      const n = reader.read(buf, 0, buf.length, done);
       if (n === 0) break;
       done += n;
       yield n === buf.length ? buf : buf.subarray(0, n);
     }
-    if (done !== size || readSync(fd, PROBE, 0, 1, done) !== 0) {
-      throw new CloudletsError('ESOURCE', `changed size while being read (expected ${size} bytes)`, {
-        where: path.toString('utf8'),
-        hint: 'stop whatever is writing to the image and try again',
-      });
-    }
+    complete = true;
   } finally {
-    closeSync(fd);
+    reader.close(complete ? done : -1);
   }
 }
 
@@ -232,6 +253,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
         }
         if (type === 'file') entry.size = size;
         entry.content = () => readContent(hostPath, path, size);
+        entry.openContentSync = () => openContent(hostPath, path, size);
       } else if (type === 'symlink') {
         try {
           entry.linkTarget = readlinkSync(host(path), { encoding: 'buffer' });
