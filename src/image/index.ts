@@ -12,7 +12,8 @@ export interface OpenImageOptions {
 
 export interface Image extends LoadedManifest {
   source: ImageSource;
-  kind: 'directory' | 'archive';
+  /** `revision`: `DIR@REV`, a past version read straight from the image's repository. */
+  kind: 'directory' | 'archive' | 'revision';
   /** The host path given: the image directory or the archive file. */
   location: string;
 }
@@ -27,29 +28,26 @@ export function isRootVcsDir(path: Buffer): boolean {
 const GIT = Buffer.from('/.git');
 const HG = Buffer.from('/.hg');
 
-/** Opens a directory or a tar archive (plain, gzip, zstd; sniffed by content) and loads its manifest. */
+/**
+ * Opens a directory, a tar archive (plain, gzip, zstd; sniffed by content) or `DIR@REV`, a revision of
+ * an image directory's repository, and loads its manifest.
+ */
 export async function openImage(spec: string, opts: OpenImageOptions = {}): Promise<Image> {
+  const revision = await splitRevision(spec);
   let kind: Image['kind'];
-  try {
-    const st = await stat(spec);
-    if (st.isDirectory()) kind = 'directory';
-    else if (st.isFile()) kind = 'archive';
-    else throw new CloudletsError('ESOURCE', 'is neither a directory nor a tar archive', { where: spec });
-  } catch (err) {
-    if (err instanceof CloudletsError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new CloudletsError(
-      'ESOURCE',
-      code === 'ENOENT' ? 'no such image: not a directory or archive' : `cannot open the image (${code})`,
-      { where: spec, hint: 'give an image directory or a tar archive (.tar, .tar.gz, .tar.zst)', cause: err },
-    );
-  }
   let source: ImageSource;
-  if (kind === 'directory') {
-    source = openDirectorySource(spec, { prune: isRootVcsDir });
+  if (revision) {
+    kind = 'revision';
+    const { openRevisionSource } = await import('../vcs/revision-source.js');
+    source = await openRevisionSource(revision.dir, revision.rev);
   } else {
-    const { openTarSource } = await import('../stream/sources/tar.js');
-    source = await openTarSource(spec);
+    kind = await kindOf(spec);
+    if (kind === 'directory') {
+      source = openDirectorySource(spec, { prune: isRootVcsDir });
+    } else {
+      const { openTarSource } = await import('../stream/sources/tar.js');
+      source = await openTarSource(spec);
+    }
   }
   try {
     const loaded = await loadManifest(source, {
@@ -61,4 +59,44 @@ export async function openImage(spec: string, opts: OpenImageOptions = {}): Prom
     await source.close?.();
     throw err;
   }
+}
+
+async function kindOf(spec: string): Promise<'directory' | 'archive'> {
+  try {
+    const st = await stat(spec);
+    if (st.isDirectory()) return 'directory';
+    if (st.isFile()) return 'archive';
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CloudletsError(
+      'ESOURCE',
+      code === 'ENOENT' ? 'no such image: not a directory or archive' : `cannot open the image (${code})`,
+      {
+        where: spec,
+        hint: 'give an image directory, a tar archive (.tar, .tar.gz, .tar.zst) or DIR@REVISION',
+        cause: err,
+      },
+    );
+  }
+  throw new CloudletsError('ESOURCE', 'is neither a directory nor a tar archive', { where: spec });
+}
+
+/**
+ * `DIR@REV` names a revision when the whole spec is not itself a path and DIR is a directory: a path
+ * that really contains `@` keeps working.
+ */
+async function splitRevision(spec: string): Promise<{ dir: string; rev: string } | undefined> {
+  const at = spec.lastIndexOf('@');
+  if (at <= 0 || at === spec.length - 1) return undefined;
+  const exists = await stat(spec).then(
+    () => true,
+    () => false,
+  );
+  if (exists) return undefined;
+  const dir = spec.slice(0, at);
+  const isDir = await stat(dir).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
+  return isDir ? { dir, rev: spec.slice(at + 1) } : undefined;
 }
