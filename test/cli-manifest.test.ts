@@ -63,7 +63,7 @@ describe('cloudlets manifest', () => {
   it.each([
     [{ templates: ['/a', '/b', 3] }, '.cloudlet/manifest: /templates/2: must be a string'],
     [{ persistent: ['/var/../../etc'] }, '.cloudlet/manifest: /persistent/0: must be an absolute image path'],
-    [{ volatile: ['/tmp/(+'] }, '.cloudlet/manifest: /volatile/0: not a valid regular expression'],
+    [{ volatile: ['/tmp/(+'] }, '.cloudlet/manifest: /volatile/0: invalid regular expression'],
     ['{"arch": "i386",\n "volatile": [}', '.cloudlet/manifest: invalid JSON at line 2, column 15'],
     [
       '{"args": {"__proto__": {"x": {}}}}',

@@ -131,7 +131,15 @@ export function buildProgram(ctx: CliContext): Command {
       'build a bootable disk from IMAGE: GPT, EFI system partition, ext4 root, GRUB for BIOS and UEFI',
     )
     .argument('<image>', 'image directory or tar archive')
-    .addOption(new Option('--format <format>', 'output format').choices(['raw']).default('raw'))
+    .addOption(
+      new Option('--format <format>', 'disk container')
+        .choices(['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi'])
+        .default('raw'),
+    )
+    .option(
+      '--subformat <name>',
+      'vmdk: streamOptimized (default; ESXi, OVA) or monolithicSparse; vhd: fixed (default; Azure) or dynamic',
+    )
     .option('-o, --output <file>', 'the disk file to write')
     .addOption(configOption())
     .option(
@@ -158,10 +166,13 @@ export function buildProgram(ctx: CliContext): Command {
       'after',
       EXAMPLES([
         'cloudlets build ./myimage --format raw -o disk.img',
+        'cloudlets build ./myimage --format qcow2 -o disk.qcow2',
+        'cloudlets build ./myimage --format vmdk --subformat monolithicSparse -o disk.vmdk',
         `cloudlets build img.tar.zst -o disk.img --config '{"args":{"hostname":"web1"}}' --size 2G`,
         'cloudlets build ./myimage -o bios.img --boot bios --kernel /boot/vmlinuz-6.1.0-13-amd64 --cmdline quiet',
         'SOURCE_DATE_EPOCH=1700000000 cloudlets build ./myimage -o disk.img --force',
         'qemu-system-x86_64 -m 512 -nographic -drive file=disk.img,format=raw,if=virtio',
+        'qemu-system-x86_64 -m 512 -nographic -drive file=disk.qcow2,format=qcow2,if=virtio',
       ]),
     )
     .action(run(() => import('./commands/build.js')));

@@ -3,9 +3,9 @@
 import type { ValidateFunction } from 'ajv/dist/2020.js';
 import { CloudletsError } from '../errors.js';
 import { formatAjvErrors } from '../manifest/ajv-errors.js';
+import { JSON_SCHEMA_DIALECT } from '../manifest/constants.js';
 import type { Manifest } from '../manifest/index.js';
 import { cloneJsonValue } from '../manifest/json.js';
-import { JSON_SCHEMA_DIALECT } from '../manifest/schema.js';
 import { compileStrangerSchema } from './stranger-schema.js';
 
 export { MAX_PATTERN_LENGTH, unsafePatternReason } from './stranger-schema.js';

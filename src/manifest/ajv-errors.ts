@@ -1,7 +1,7 @@
 // Turns Ajv's first error into one line a user can act on: "<JSON pointer>: <what was expected>".
 import type { ErrorObject } from 'ajv/dist/2020.js';
+import { IMAGE_PATH_PATTERN } from './constants.js';
 import { atPointer } from './json.js';
-import { IMAGE_PATH_PATTERN } from './schema.js';
 
 const ARTICLE: Record<string, string> = {
   string: 'a string',

@@ -1,9 +1,10 @@
 // The manifest: its types, and the public API of src/manifest (loading, validating, the JSON Schema).
 export { formatAjvErrors } from './ajv-errors.js';
+export { IMAGE_PATH_PATTERN, MANIFEST_SCHEMA_ID } from './constants.js';
 export { checkJsonValue, JSON_MAX_DEPTH, jsonPointer, parseJson } from './json.js';
 export { kernelSatisfies } from './kernel.js';
 export { loadManifest, MANIFEST_PATH, MANIFEST_WHERE, MAX_MANIFEST_BYTES } from './load.js';
-export { IMAGE_PATH_PATTERN, MANIFEST_SCHEMA_ID, manifestJsonSchema } from './schema.js';
+export { manifestJsonSchema } from './schema-json.js';
 export { type ValidateManifestOptions, validateManifest } from './validate.js';
 
 export interface EntryPointRequirements {

@@ -1,26 +1,21 @@
 /**
- * The manifest format, written once as code. `manifestJsonSchema()` is the JSON Schema (draft 2020-12) that
- * `cloudlets specs` prints and that is committed as schema/manifest.schema.json (`npm run gen:schema`;
- * a test fails when the two drift apart).
+ * The manifest format, written once as code. `buildManifestJsonSchema()` is the JSON Schema (draft
+ * 2020-12) committed as schema/manifest.schema.json (`npm run gen:schema`; a test fails when the two drift
+ * apart). The runtime reads the committed file (schema-json.ts), so only that test imports this module.
  */
 import { type TSchema, Type } from '@sinclair/typebox';
-
-export const MANIFEST_SCHEMA_ID = 'urn:cloudlets:schema:manifest:1';
-export const JSON_SCHEMA_DIALECT = 'https://json-schema.org/draft/2020-12/schema';
-
-/**
- * An absolute image path without a `..` component or a NUL byte. Ajv compiles it with the `u` flag; the
- * same rule is checked in code with a clearer message (validate.ts), this copy documents it for editors.
- */
-export const IMAGE_PATH_PATTERN = '^(?![\\s\\S]*/\\.\\.(?:/|$))/[^\\u0000]*$';
+import {
+  ENTRYPOINT_TYPES,
+  IMAGE_PATH_PATTERN,
+  JSON_SCHEMA_DIALECT,
+  MANIFEST_SCHEMA_ID,
+} from './constants.js';
 
 const imagePath = (description: string, examples: string[]) =>
   Type.String({ pattern: IMAGE_PATH_PATTERN, description, examples });
 
 const stringEnum = <T extends string>(values: readonly T[], description: string) =>
   Type.Unsafe<T>({ type: 'string', enum: [...values], description });
-
-export const ENTRYPOINT_TYPES = ['kernel', 'init', 'chroot'] as const;
 
 export const RequirementsSchema = Type.Object(
   {
@@ -144,14 +139,12 @@ export const ManifestSchema = Type.Object(
   },
 );
 
-export const KNOWN_TOP_LEVEL_FIELDS: readonly string[] = Object.keys(ManifestSchema.properties);
-
 /** TypeBox marks its schemas with symbol keys; JSON does not carry them, so a JSON round trip strips them. */
 function plain(schema: TSchema): Record<string, unknown> {
   return JSON.parse(JSON.stringify(schema)) as Record<string, unknown>;
 }
 
-/** The published JSON Schema: a fresh object each call, safe to hand to Ajv (which may annotate it). */
-export function manifestJsonSchema(): Record<string, unknown> {
+/** The JSON Schema generated from the TypeBox source. */
+export function buildManifestJsonSchema(): Record<string, unknown> {
   return { $schema: JSON_SCHEMA_DIALECT, $id: MANIFEST_SCHEMA_ID, ...plain(ManifestSchema) };
 }

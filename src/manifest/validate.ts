@@ -1,14 +1,23 @@
 // From a parsed JSON value to a `Manifest`: schema check, defaults, normalised paths and `args`, and the
 // rules a JSON Schema cannot say well (regexes compile, version ranges parse, per-type entry point fields).
+
+import { createRequire } from 'node:module';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
-import semver from 'semver';
 import { checkSchemaPatterns, compileStrangerSchema } from '../config/stranger-schema.js';
 import { CloudletsError } from '../errors.js';
 import { formatAjvErrors } from './ajv-errors.js';
 import type { EntryPoint, Manifest } from './index.js';
 import { cloneJsonValue, jsonPointer } from './json.js';
 import { compileVolatilePatterns } from './patterns.js';
-import { KNOWN_TOP_LEVEL_FIELDS, manifestJsonSchema } from './schema.js';
+import { knownTopLevelFields, manifestJsonSchema } from './schema-json.js';
+
+// semver is loaded only for a manifest with a kernel requirement: it costs ~20 ms of every start-up.
+const require = createRequire(import.meta.url);
+let semverModule: typeof import('semver') | undefined;
+function loadSemver(): typeof import('semver') {
+  semverModule ??= require('semver') as typeof import('semver');
+  return semverModule;
+}
 
 export interface ValidateManifestOptions {
   /** Named in errors and warnings: `.cloudlet/manifest` or the off-band file. */
@@ -29,9 +38,14 @@ interface RawManifest {
 
 let compiled: ValidateFunction | undefined;
 function manifestValidator(): ValidateFunction {
-  compiled ??= new Ajv2020({ useDefaults: true, allErrors: false, strict: true }).compile(
-    manifestJsonSchema(),
-  );
+  // validateSchema: false skips compiling the draft 2020-12 meta-schema (~90 ms of every start-up): the
+  // schema is ours, and schema.test.ts checks it against the meta-schema in strict mode.
+  compiled ??= new Ajv2020({
+    useDefaults: true,
+    allErrors: false,
+    strict: true,
+    validateSchema: false,
+  }).compile(manifestJsonSchema());
   return compiled;
 }
 
@@ -82,7 +96,7 @@ function checkEntryPoint(ep: EntryPoint, index: number, where: string): void {
     fail('command', 'a kernel entry point has a cmdline, not a command');
   }
   const range = ep.requires?.kernel;
-  if (range !== undefined && semver.validRange(range) === null) {
+  if (range !== undefined && loadSemver().validRange(range) === null) {
     throw new CloudletsError(
       'EMANIFEST',
       `${jsonPointer(['entrypoints', index, 'requires', 'kernel'])}: must be a version range such as ">=2.6.32"`,
@@ -106,7 +120,7 @@ export function validateManifest(
 
   const warnings: string[] = [];
   for (const key of Object.keys(raw)) {
-    if (KNOWN_TOP_LEVEL_FIELDS.includes(key)) continue;
+    if (knownTopLevelFields().includes(key)) continue;
     if (opts.strict) {
       throw new CloudletsError('EMANIFEST', `${jsonPointer([key])}: unknown field (refused in strict mode)`, {
         where,

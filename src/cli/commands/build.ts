@@ -5,6 +5,14 @@ import { type BootMode, buildDisk } from '../../build/index.js';
 import { parseSize } from '../../build/size.js';
 import { validateConfiguration } from '../../config/index.js';
 import { CloudletsError } from '../../errors.js';
+import {
+  checkSubformat,
+  DISK_FORMATS,
+  type DiskFormat,
+  unknownFormat,
+  type VhdSubformat,
+  type VmdkSubformat,
+} from '../../formats/index.js';
 import { exportEntries } from '../../pipeline/export.js';
 import type { Entry } from '../../stream/entry.js';
 import { type CliContext, type GlobalOptions, warn, writeJson } from '../context.js';
@@ -12,6 +20,7 @@ import { readJsonInput, withImage } from '../input.js';
 
 interface BuildOptions {
   format: string;
+  subformat?: string;
   output?: string;
   config?: string;
   size: string;
@@ -29,12 +38,9 @@ const BOOT_MODES: BootMode[] = ['hybrid', 'bios', 'uefi'];
 
 export async function run(ctx: CliContext, image: string, opts: BuildOptions, cmd: Command): Promise<void> {
   const { manifest: manifestFile } = cmd.optsWithGlobals<GlobalOptions>();
-  if (opts.format !== 'raw') {
-    throw new CloudletsError('ENOTSUP', `format ${opts.format} is not supported yet`, {
-      where: '--format',
-      hint: 'use --format raw',
-    });
-  }
+  if (!DISK_FORMATS.includes(opts.format as DiskFormat)) throw unknownFormat(opts.format);
+  const format = opts.format as DiskFormat;
+  checkSubformat(format, opts.subformat);
   if (!opts.output || opts.output === '-') {
     throw new CloudletsError('EUSAGE', 'a disk needs an output file', {
       where: '--output',
@@ -77,6 +83,8 @@ export async function run(ctx: CliContext, image: string, opts: BuildOptions, cm
       entries,
       output,
       force: opts.force ?? false,
+      format,
+      subformat: opts.subformat as VmdkSubformat | VhdSubformat | undefined,
       size,
       boot: opts.boot as BootMode,
       kernel: opts.kernel,
@@ -89,7 +97,7 @@ export async function run(ctx: CliContext, image: string, opts: BuildOptions, cm
     if (opts.json) writeJson(ctx, result);
     else {
       ctx.stderr.write(
-        `${opts.output}: ${result.size / 1048576} MiB ${result.partitionTable.toUpperCase()} disk, boot ${result.boot}, ` +
+        `${opts.output}: ${result.size / 1048576} MiB ${result.partitionTable.toUpperCase()} disk (${format}${opts.subformat ? ` ${opts.subformat}` : ''}), boot ${result.boot}, ` +
           `kernel ${result.kernel}, root UUID=${result.rootFsUuid}${result.fstabAdded ? ', /etc/fstab added' : ''}\n`,
       );
     }
