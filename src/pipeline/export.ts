@@ -33,7 +33,9 @@ export async function exportEntries(image: Image, opts: ExportOptions): Promise<
   const kinds = opts.only ?? DEFAULT_KINDS;
   const classifier = classify(image.manifest, { where: image.where });
   const templates = kinds.includes('templates') ? await readTemplates(image) : [];
-  const rendered = await renderImageTemplates(image, templates, opts);
+  // Not awaited here: renderEntries overlaps it with the source's walk (and awaits it before output).
+  const rendered = renderImageTemplates(image, templates, opts);
+  rendered.catch(() => undefined); // reported by renderEntries; this only marks it handled meanwhile
   let selected = selectEntries(image.source.entries(), {
     classify: classifier,
     kinds,

@@ -362,7 +362,7 @@ describe('template isolation', () => {
       { configuration },
     );
     expect(error).toBeUndefined();
-    expect(output).toBe('h undefined undefined &lt;&amp;&gt; object <?= 1 ?>');
+    expect(output).toBe('h undefined undefined <&> object <?= 1 ?>');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });

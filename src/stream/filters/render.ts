@@ -8,14 +8,43 @@ import type { Entry } from '../entry.js';
  */
 export async function* renderEntries(
   entries: AsyncIterable<Entry>,
-  rendered: ReadonlyMap<string, Buffer>,
+  renderedTexts: ReadonlyMap<string, Buffer> | Promise<ReadonlyMap<string, Buffer>>,
 ): AsyncIterable<Entry> {
+  // Rendering (a child process) and the source's first steps (a walk) overlap: the first entry is
+  // asked for before the rendered texts are awaited, and neither is passed on before both are ready,
+  // so a template error still stops the export before anything is written.
+  const iterator = entries[Symbol.asyncIterator]();
+  const first = iterator.next();
+  first.catch(() => undefined); // marked handled: its error is thrown when it is consumed below
+  let rendered: ReadonlyMap<string, Buffer>;
+  try {
+    rendered = await renderedTexts;
+  } catch (err) {
+    first.then(
+      () => iterator.return?.(),
+      () => undefined,
+    );
+    throw err;
+  }
+  const rest: AsyncIterable<Entry> = {
+    [Symbol.asyncIterator]: () => ({
+      next: (() => {
+        let pendingFirst: Promise<IteratorResult<Entry>> | undefined = first;
+        return () => {
+          const step = pendingFirst ?? iterator.next();
+          pendingFirst = undefined;
+          return step;
+        };
+      })(),
+      return: async () => (await iterator.return?.()) ?? { done: true, value: undefined },
+    }),
+  };
   if (rendered.size === 0) {
-    yield* entries;
+    yield* rest;
     return;
   }
   const pending = new Set(rendered.keys());
-  for await (const entry of entries) {
+  for await (const entry of rest) {
     const key = entry.path.toString('utf8');
     const text = pending.has(key) ? rendered.get(key) : undefined;
     if (text === undefined) {
