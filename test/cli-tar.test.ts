@@ -98,6 +98,20 @@ describe('cloudlets tar', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('writes nothing, not even to standard output, when a template fails', () => {
+    const img = join(tmp.path, 'bad-template');
+    cpSync(EXAMPLE, img, { recursive: true });
+    writeFileSync(join(img, 'etc/motd'), 'line one\n<%= no_such_variable %>\n');
+    const toStdout = cli(['tar', img]);
+    expect(toStdout.code).toBe(1);
+    expect(toStdout.stdoutBytes.length).toBe(0);
+    expect(toStdout.stderr).toMatch(/\/etc\/motd: line 2: ReferenceError: no_such_variable is not defined/);
+    const out = join(tmp.path, 'bad-template.tar');
+    expect(cli(['tar', img, '-o', out]).code).toBe(1);
+    expect(existsSync(out)).toBe(false);
+    expect(leftovers(tmp.path)).toEqual([]);
+  });
+
   it('leaves nothing behind when the source fails (a truncated archive image)', () => {
     const good = cli(['tar', EXAMPLE, ...CONFIG]).stdoutBytes;
     const broken = join(tmp.path, 'broken.tar');
