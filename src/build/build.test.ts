@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { grubConfig } from '../boot/grub.js';
 import type { Entry } from '../stream/entry.js';
-import { injectEntries } from './inject.js';
+import { injectEntries } from '../stream/filters/inject.js';
 import { MiB, planLayout } from './layout.js';
 import { withAtomicDisk } from './output.js';
 import { compareVersions, detectKernels } from './scan.js';
