@@ -73,3 +73,14 @@ export async function withImage<T>(
     await image.source.close?.();
   }
 }
+
+/** `--template-timeout SECONDS` as milliseconds. */
+export function parseTemplateTimeout(value: string): number {
+  const s = Number(value);
+  if (!Number.isFinite(s) || s <= 0) {
+    throw new CloudletsError('EUSAGE', `not a positive number of seconds: ${JSON.stringify(value)}`, {
+      where: '--template-timeout',
+    });
+  }
+  return Math.round(s * 1000);
+}

@@ -5,7 +5,7 @@ import { validateConfiguration } from '../../config/index.js';
 import { configureImage, readAppliedConfig } from '../../configure/index.js';
 import { CloudletsError } from '../../errors.js';
 import { type CliContext, type GlobalOptions, warn, writeJson } from '../context.js';
-import { readJsonInput, withImage } from '../input.js';
+import { parseTemplateTimeout, readJsonInput, withImage } from '../input.js';
 
 interface ConfigOptions {
   config?: string;
@@ -14,19 +14,9 @@ interface ConfigOptions {
   json?: boolean;
 }
 
-function parseTimeout(value: string): number {
-  const s = Number(value);
-  if (!Number.isFinite(s) || s <= 0) {
-    throw new CloudletsError('EUSAGE', `not a positive number of seconds: ${JSON.stringify(value)}`, {
-      where: '--template-timeout',
-    });
-  }
-  return Math.round(s * 1000);
-}
-
 export async function run(ctx: CliContext, image: string, opts: ConfigOptions, cmd: Command): Promise<void> {
   const { manifest } = cmd.optsWithGlobals<GlobalOptions>();
-  const timeoutMs = parseTimeout(opts.templateTimeout ?? '10');
+  const timeoutMs = parseTemplateTimeout(opts.templateTimeout ?? '10');
   // Read before opening the image, so that a bad configuration is reported without touching the image.
   const input =
     opts.config === undefined ? undefined : await readJsonInput(ctx, opts.config, 'configuration');

@@ -10,7 +10,7 @@ import { writeTar } from '../../stream/sinks/tar.js';
 import { openAtomicOutput } from '../../util/atomic-output.js';
 import { createProgress } from '../../util/progress.js';
 import { type CliContext, type GlobalOptions, warn } from '../context.js';
-import { readJsonInput, withImage } from '../input.js';
+import { parseTemplateTimeout, readJsonInput, withImage } from '../input.js';
 
 interface TarOptions {
   config?: string;
@@ -49,16 +49,6 @@ export function parseMtime(value: string, where: string): bigint {
   });
 }
 
-function parseTimeout(value: string): number {
-  const s = Number(value);
-  if (!Number.isFinite(s) || s <= 0) {
-    throw new CloudletsError('EUSAGE', `not a positive number of seconds: ${JSON.stringify(value)}`, {
-      where: '--template-timeout',
-    });
-  }
-  return Math.round(s * 1000);
-}
-
 export async function run(ctx: CliContext, image: string, opts: TarOptions, cmd: Command): Promise<void> {
   const { manifest } = cmd.optsWithGlobals<GlobalOptions>();
   const sde = ctx.env.SOURCE_DATE_EPOCH;
@@ -68,7 +58,7 @@ export async function run(ctx: CliContext, image: string, opts: TarOptions, cmd:
       : sde !== undefined && sde !== ''
         ? parseMtime(sde, 'SOURCE_DATE_EPOCH')
         : undefined;
-  const templateTimeoutMs = parseTimeout(opts.templateTimeout);
+  const templateTimeoutMs = parseTemplateTimeout(opts.templateTimeout);
   const toStdout = opts.output === '-';
   if (toStdout && (ctx.stdout as { isTTY?: boolean }).isTTY) {
     throw new CloudletsError('EUSAGE', 'refusing to write an archive to a terminal', {
