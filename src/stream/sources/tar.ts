@@ -23,19 +23,8 @@ import { readTar } from '../../tar/reader.js';
 import type { Entry, EntryType, ImageSource } from '../entry.js';
 import { resolveImagePath } from './resolve.js';
 
-interface Indexed {
-  path: Buffer;
-  type: EntryType;
-  mode: number;
-  uid: number;
-  gid: number;
-  uname?: string | undefined;
-  gname?: string | undefined;
-  mtimeNs: bigint;
-  size: number;
-  linkTarget?: Buffer | undefined;
-  devMajor?: number | undefined;
-  devMinor?: number | undefined;
+/** What the first pass keeps of a member: its entry's metadata, and where its content is. */
+interface Indexed extends Omit<Entry, 'content' | 'openContentSync' | 'targetSize' | 'xattrs'> {
   xattrs: Map<string, Buffer>;
   /** Offset of the content in the decompressed stream (files), -1 otherwise. */
   dataOffset: number;
