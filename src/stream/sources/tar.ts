@@ -20,7 +20,7 @@ import { open } from 'node:fs/promises';
 import { CloudletsError } from '../../errors.js';
 import { type Compression, decompressedChunks, sniffCompression } from '../../tar/decompress.js';
 import { readTar } from '../../tar/reader.js';
-import type { Entry, EntryType, ImageSource } from '../entry.js';
+import type { Entry, ImageSource } from '../entry.js';
 import { resolveImagePath } from './resolve.js';
 
 /** What the first pass keeps of a member: its entry's metadata, and where its content is. */
