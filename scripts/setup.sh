@@ -9,7 +9,7 @@ PACKAGES=(
   attr libarchive-tools tar zstd gzip git mercurial time
   e2fsprogs dosfstools mtools fdisk gdisk
   grub-pc-bin grub-efi-amd64-bin grub2-common
-  qemu-system-x86 qemu-utils ovmf busybox-static cpio xorriso
+  qemu-system-x86 qemu-utils ovmf busybox-static cpio xorriso libxml2-utils xz-utils
 )
 
 sudo_cmd=()
