@@ -26,7 +26,40 @@ const RUNS = 3;
 /** The inputs benchmarks share, each generated once and cached. */
 const INPUTS = {
   tree: () => generateTree(join(CACHE, 'tree-v2')),
+  bootTree: () => generateBootTree(join(CACHE, 'boot-tree-v1')),
 };
+
+/** The disk benchmarks: the same 1 GiB disk from the same tree, ours in-process, theirs by the usual tools. */
+const DISK_MIB = 1024;
+const REFERENCE_DISK = join(ROOT, 'bench/reference-disk.sh');
+const diskBenchmark = (name, format, subformat, qemuOpts, what) => ({
+  name,
+  input: 'bootTree',
+  what,
+  ours: (tree, out) => [
+    process.execPath,
+    CLI,
+    'build',
+    tree,
+    '--format',
+    format,
+    ...(subformat ? ['--subformat', subformat] : []),
+    '--size',
+    `${DISK_MIB}M`,
+    '-o',
+    join(out, `x.${format}`),
+    '--force',
+  ],
+  reference: (tree, out) => [
+    REFERENCE_DISK,
+    tree,
+    join(out, `y.${format}`),
+    String(DISK_MIB),
+    format,
+    qemuOpts,
+  ],
+  targets: { ratio: 0.5, rssMiB: 256 },
+});
 
 /** @type {Array<{name: string, input: keyof typeof INPUTS, what: string, ours: (i: string, o: string) => string[], reference: (i: string, o: string) => string[], targets: {ratio: number, rssMiB: number}}>} */
 const BENCHMARKS = [
@@ -48,6 +81,20 @@ const BENCHMARKS = [
     ],
     targets: { ratio: 1.0, rssMiB: 256 },
   },
+  diskBenchmark(
+    'disk-qcow2',
+    'qcow2',
+    undefined,
+    '',
+    'directory -> bootable qcow2: cloudlets build vs mkfs.ext4 -d + sgdisk + GRUB + qemu-img convert',
+  ),
+  diskBenchmark(
+    'disk-vmdk-stream',
+    'vmdk',
+    'streamOptimized',
+    'subformat=streamOptimized',
+    'directory -> bootable streamOptimized VMDK: cloudlets build vs the same ending in qemu-img convert',
+  ),
 ];
 
 // ---------------------------------------------------------------------------------------------------
@@ -130,6 +177,28 @@ function generateTree(dir) {
     )}\n`,
   );
   writeFileSync(done, JSON.stringify({ files, bytes: total }));
+  return dir;
+}
+
+/** The benchmark tree plus the boot fixture's kernel and initrd (scripts/fixture), hard-linked. */
+function generateBootTree(dir) {
+  const done = `${dir}.done`;
+  if (existsSync(done)) return dir;
+  const tree = INPUTS.tree();
+  const fixture = join(ROOT, '.cache/fixture/image');
+  if (!existsSync(join(fixture, 'boot'))) {
+    const r = spawnSync(join(ROOT, 'scripts/fixture/build-fixture.sh'), [], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error('cannot build the boot fixture (scripts/fixture/build-fixture.sh)');
+  }
+  rmSync(dir, { recursive: true, force: true });
+  for (const [src, dst] of [
+    [tree, dir],
+    [join(fixture, 'boot'), join(dir, 'boot')],
+  ]) {
+    const r = spawnSync('cp', ['-al', src, dst], { stdio: 'inherit' });
+    if (r.status !== 0) throw new Error(`cannot link ${src} into ${dst}`);
+  }
+  writeFileSync(done, readFileSync(`${tree}.done`));
   return dir;
 }
 

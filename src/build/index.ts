@@ -1,14 +1,16 @@
 // `cloudlets build --format raw`: an image's entry stream → a bootable disk (GPT or MBR, FAT ESP, ext4
 // root, GRUB for BIOS and UEFI), written into a sparse file without mounting anything.
 import { randomUUID } from 'node:crypto';
+import { basename } from 'node:path';
 import { grubBios, grubConfig, grubEfi } from '../boot/grub.js';
 import { deriveUuid } from '../disk/partition/guid.js';
 import type { BlockTarget } from '../disk/target.js';
 import { CloudletsError } from '../errors.js';
+import { type DiskFormat, openDiskTarget, type VhdSubformat, type VmdkSubformat } from '../formats/index.js';
 import { writeFat32 } from '../fs/fat/index.js';
 import type { Manifest } from '../manifest/index.js';
 import type { Entry, ImageSource } from '../stream/entry.js';
-import { injectEntries } from './inject.js';
+import { injectEntries } from '../stream/filters/inject.js';
 import { resolveKernel } from './kernel.js';
 import { type BootMode, partitionTable, planLayout } from './layout.js';
 import { withAtomicDisk } from './output.js';
@@ -52,6 +54,10 @@ export interface BuildDiskOptions {
   output: string;
   /** Replace an existing output; default false. */
   force?: boolean;
+  /** The container written (src/formats); default 'raw'. */
+  format?: DiskFormat | undefined;
+  /** vmdk: streamOptimized (default) or monolithicSparse; vhd: fixed (default) or dynamic. */
+  subformat?: VmdkSubformat | VhdSubformat | undefined;
   /** Disk size in bytes, or 'auto' (default): the root's least size + 20% + 64 MiB, plus the boot partitions. */
   size?: number | 'auto';
   /** Default 'hybrid': GPT with a BIOS boot partition and an ESP, bootable by BIOS and UEFI. */
@@ -71,6 +77,26 @@ export interface BuildDiskOptions {
   signal?: AbortSignal | undefined;
   /** For tests: the current time in seconds. */
   now?: () => number;
+  /** Rounds the `auto` size up to what a target requires (a whole GiB for GCE); src/targets sets it. */
+  roundAutoSize?: ((size: number) => number) | undefined;
+  /**
+   * Called once the disk is planned and before anything is written: a target profile checks its rules
+   * here (size alignment, the initrd's drivers) and may throw to stop the build.
+   */
+  beforeWrite?: ((plan: DiskPlan) => Promise<void>) | undefined;
+}
+
+/** What `beforeWrite` sees: the disk as it will be written. */
+export interface DiskPlan {
+  size: number;
+  boot: BootMode;
+  rootFsUuid: string;
+  kernel: string;
+  initrd: string | undefined;
+  cmdline: string;
+  /** Seed and time every identifier and time stamp derives from. */
+  seed: string;
+  timestamp: number;
 }
 
 export interface BuildDiskResult {
@@ -108,7 +134,9 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
 
   const extraFiles = scan.hasFstab ? 0 : 1;
   const minRoot = minRootBytes(scan, extraFiles);
-  const size = o.size === undefined || o.size === 'auto' ? autoDiskSize(scan, boot, extraFiles) : o.size;
+  const autoSize = () => autoDiskSize(scan, boot, extraFiles);
+  const size =
+    o.size === undefined || o.size === 'auto' ? (o.roundAutoSize ?? ((n) => n))(autoSize()) : o.size;
   const layout = planLayout(boot, size);
   if (layout.root.size < minRoot) {
     throw new CloudletsError(
@@ -120,6 +148,17 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
       },
     );
   }
+
+  await o.beforeWrite?.({
+    size,
+    boot,
+    rootFsUuid,
+    kernel: kernel.kernel,
+    initrd: kernel.initrd,
+    cmdline: kernel.cmdline,
+    seed,
+    timestamp: time,
+  });
 
   const grubOpts = { rootFsUuid, kernel: kernel.kernel, initrd: kernel.initrd, cmdline: kernel.cmdline };
   const env = { ...process.env, SOURCE_DATE_EPOCH: String(time) };
@@ -157,36 +196,49 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
     });
   }
 
-  await withAtomicDisk(o.output, size, { force: o.force ?? false, signal: o.signal }, async (target) => {
-    // Ascending offsets: a streaming container format can take the same writes.
-    await target.write(0, table.head);
-    if (bios) {
-      await target.write(layout.core!.lba * 512, bios.coreImg);
-    }
-    if (layout.esp && efi) {
-      await writeFat32(target, layout.esp.offset, [{ path: '/EFI/BOOT/BOOTX64.EFI', data: efi }], {
-        size: layout.esp.size,
-        volumeId: Buffer.from(deriveUuid(seed, 'esp-volume-id').slice(0, 8), 'hex').readUInt32BE(0),
-        label: 'ESP',
-        mtime: time,
-        hiddenSectors: layout.esp.offset / 512,
-      });
-    }
-    await (o.writeRootFs ?? writeExt4RootFs)(
-      injectEntries(o.entries(), extra, o.signal),
-      target,
-      layout.root.offset,
-      {
-        size: layout.root.size,
-        uuid: rootFsUuid,
-        label: 'root',
-        timestamp: time,
-        seed,
-        signal: o.signal,
-      },
-    );
-    if (table.tail) await target.write(table.tail.offset, table.tail.data);
-  });
+  const open = (path: string, virtualSize: number) =>
+    openDiskTarget(o.format ?? 'raw', path, virtualSize, {
+      subformat: o.subformat,
+      seed,
+      timestamp: time,
+      name: basename(o.output),
+      signal: o.signal,
+    });
+  await withAtomicDisk(
+    o.output,
+    size,
+    { force: o.force ?? false, signal: o.signal, open },
+    async (target) => {
+      // Ascending offsets: a streaming container format can take the same writes.
+      await target.write(0, table.head);
+      if (bios) {
+        await target.write(layout.core!.lba * 512, bios.coreImg);
+      }
+      if (layout.esp && efi) {
+        await writeFat32(target, layout.esp.offset, [{ path: '/EFI/BOOT/BOOTX64.EFI', data: efi }], {
+          size: layout.esp.size,
+          volumeId: Buffer.from(deriveUuid(seed, 'esp-volume-id').slice(0, 8), 'hex').readUInt32BE(0),
+          label: 'ESP',
+          mtime: time,
+          hiddenSectors: layout.esp.offset / 512,
+        });
+      }
+      await (o.writeRootFs ?? writeExt4RootFs)(
+        injectEntries(o.entries(), extra),
+        target,
+        layout.root.offset,
+        {
+          size: layout.root.size,
+          uuid: rootFsUuid,
+          label: 'root',
+          timestamp: time,
+          seed,
+          signal: o.signal,
+        },
+      );
+      if (table.tail) await target.write(table.tail.offset, table.tail.data);
+    },
+  );
 
   return {
     output: o.output,

@@ -13,6 +13,11 @@ import { CloudletsError } from '../errors.js';
 export interface AtomicDiskOptions {
   force?: boolean;
   signal?: AbortSignal | undefined;
+  /**
+   * Opens the target on the temporary file (a container format, src/formats); default a raw sparse file.
+   * `abort` closes it without finishing when the build fails.
+   */
+  open?: ((path: string, size: number) => Promise<BlockTarget & { abort?: () => Promise<void> }>) | undefined;
 }
 
 const refuse = (path: string) =>
@@ -53,7 +58,7 @@ export async function withAtomicDisk<T>(
   const interrupted = () => new CloudletsError('EINTERRUPTED', 'interrupted', { where: path });
   // The temporary file is removed in every case: after link() it is a second name, after rename() gone.
   try {
-    const raw = await openRawTarget(tmp, size);
+    const raw: BlockTarget & { abort?: () => Promise<void> } = await (o.open ?? openRawTarget)(tmp, size);
     const target: BlockTarget = {
       size,
       write(offset, data) {
@@ -80,7 +85,7 @@ export async function withAtomicDisk<T>(
       }
       return result;
     } finally {
-      await raw.finish().catch(() => {});
+      await (raw.abort ? raw.abort() : raw.finish()).catch(() => {});
     }
   } finally {
     await unlink(tmp).catch(() => {});

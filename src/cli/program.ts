@@ -133,8 +133,20 @@ export function buildProgram(ctx: CliContext): Command {
     .argument('<image>', 'image directory or tar archive')
     .addOption(
       new Option('--format <format>', 'disk container')
-        .choices(['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi'])
+        .choices(['raw', 'qcow2', 'vmdk', 'vhd', 'vhdx', 'vdi', 'ova', 'gce'])
         .default('raw'),
+    )
+    .addOption(
+      new Option(
+        '--target <name>',
+        "the VM's home: chooses format, size rounding and boot mode, and checks the target's rules",
+      ).choices(['kvm', 'vmware', 'virtualbox', 'hyperv', 'azure', 'xen', 'ec2', 'gce']),
+    )
+    .addOption(
+      new Option(
+        '--xen-mode <mode>',
+        'with --target xen: hvm (default), or pvh/pv booting the kernel from dom0',
+      ).choices(['hvm', 'pvh', 'pv']),
     )
     .option(
       '--subformat <name>',
@@ -166,6 +178,9 @@ export function buildProgram(ctx: CliContext): Command {
       'after',
       EXAMPLES([
         'cloudlets build ./myimage --format raw -o disk.img',
+        'cloudlets build ./myimage --target vmware -o web.ova',
+        'cloudlets build ./myimage --target gce -o image.tar.gz',
+        'cloudlets build ./myimage --target xen --xen-mode pvh -o web.img   # + web.xl.cfg, web.vmlinuz, web.initrd',
         'cloudlets build ./myimage --format qcow2 -o disk.qcow2',
         'cloudlets build ./myimage --format vmdk --subformat monolithicSparse -o disk.vmdk',
         `cloudlets build img.tar.zst -o disk.img --config '{"args":{"hostname":"web1"}}' --size 2G`,

@@ -43,10 +43,19 @@ export interface BootResult {
   timedOut: boolean;
 }
 
-/** Boots a raw disk under SeaBIOS or OVMF, read-only (-snapshot), until QEMU exits or the timeout. */
-export function bootDisk(disk: string, firmware: 'bios' | 'uefi', timeoutMs = 120_000): Promise<BootResult> {
+/**
+ * Boots a disk under SeaBIOS or OVMF, read-only (-snapshot), until QEMU exits or the timeout. `format` is
+ * QEMU's name for the container (raw, qcow2, vmdk, vpc, vhdx, vdi), always given: QEMU takes a fixed VHD
+ * for raw otherwise.
+ */
+export function bootDisk(
+  disk: string,
+  firmware: 'bios' | 'uefi',
+  timeoutMs = 120_000,
+  format = 'raw',
+): Promise<BootResult> {
   const args = ['-m', '512', '-nographic', '-serial', 'mon:stdio', '-no-reboot', '-nic', 'none', '-snapshot'];
-  args.push('-drive', `file=${disk},format=raw,if=virtio`);
+  args.push('-drive', `file=${disk},format=${format},if=virtio`);
   if (firmware === 'uefi') args.push('-bios', '/usr/share/ovmf/OVMF.fd');
   const started = Date.now();
   return new Promise((done) => {

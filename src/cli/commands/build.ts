@@ -20,6 +20,8 @@ import { readJsonInput, withImage } from '../input.js';
 
 interface BuildOptions {
   format: string;
+  target?: string;
+  xenMode?: string;
   subformat?: string;
   output?: string;
   config?: string;
@@ -37,6 +39,10 @@ interface BuildOptions {
 const BOOT_MODES: BootMode[] = ['hybrid', 'bios', 'uefi'];
 
 export async function run(ctx: CliContext, image: string, opts: BuildOptions, cmd: Command): Promise<void> {
+  // A target profile, or a packaged format (a disk inside an archive): src/targets.
+  if (opts.target !== undefined || opts.format === 'ova' || opts.format === 'gce') {
+    return (await import('./build-target.js')).run(ctx, image, opts, cmd);
+  }
   const { manifest: manifestFile } = cmd.optsWithGlobals<GlobalOptions>();
   if (!DISK_FORMATS.includes(opts.format as DiskFormat)) throw unknownFormat(opts.format);
   const format = opts.format as DiskFormat;
@@ -105,11 +111,11 @@ export async function run(ctx: CliContext, image: string, opts: BuildOptions, cm
 }
 
 /** An iterable whose source is made on first use: buildDisk reads the stream twice. */
-async function* lazy(make: () => Promise<AsyncIterable<Entry>>): AsyncIterable<Entry> {
+export async function* lazy(make: () => Promise<AsyncIterable<Entry>>): AsyncIterable<Entry> {
   yield* await make();
 }
 
-function parseEpoch(value: string | undefined): number | undefined {
+export function parseEpoch(value: string | undefined): number | undefined {
   if (value === undefined || value === '') return undefined;
   if (!/^\d+$/.test(value)) {
     throw new CloudletsError(
