@@ -1,15 +1,9 @@
-// `cloudlets build IMAGE --target NAME -o OUT` and `--format ova|gce`: build.ts hands these over here.
-import { isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type { BootMode } from '../../build/index.js';
 import { parseSize } from '../../build/size.js';
-import { validateConfiguration } from '../../config/index.js';
-import { CloudletsError } from '../../errors.js';
-import { exportEntries } from '../../pipeline/export.js';
 import { buildTarget, planTarget, type TargetName } from '../../targets/index.js';
-import { type CliContext, type GlobalOptions, warn, writeJson } from '../context.js';
-import { readJsonInput, withImage } from '../input.js';
-import { lazy, parseEpoch } from './build.js';
+import { type CliContext, warn, writeJson } from '../context.js';
+import { prepareBuild, withBuildImage } from './build.js';
 
 export interface BuildTargetCliOptions {
   target?: string;
@@ -35,7 +29,6 @@ export async function run(
   opts: BuildTargetCliOptions,
   cmd: Command,
 ): Promise<void> {
-  const { manifest: manifestFile } = cmd.optsWithGlobals<GlobalOptions>();
   // Defaults of --format and --boot give way to the target's own.
   const given = (name: string) => cmd.getOptionValueSource(name) !== 'default';
   const format = given('format') ? opts.format : undefined;
@@ -50,41 +43,14 @@ export async function run(
     size,
     xenMode: opts.xenMode,
   });
-  if (!opts.output || opts.output === '-') {
-    throw new CloudletsError('EUSAGE', 'a target build needs an output file', {
-      where: '--output',
-      hint: 'pass -o FILE',
-    });
-  }
-  const sourceDateEpoch = parseEpoch(ctx.env.SOURCE_DATE_EPOCH);
-  const timeoutMs = Number(opts.templateTimeout) * 1000;
-  if (!(timeoutMs > 0)) {
-    throw new CloudletsError('EUSAGE', 'must be a positive number of seconds', {
-      where: '--template-timeout',
-    });
-  }
-  const input =
-    opts.config === undefined
-      ? { value: {}, where: 'configuration' }
-      : await readJsonInput(ctx, opts.config, 'configuration');
-  const output = isAbsolute(opts.output) ? opts.output : resolve(ctx.cwd, opts.output);
+  const prepared = await prepareBuild(ctx, opts, cmd);
 
-  await withImage(ctx, image, { manifestFile }, async (img) => {
-    const configuration = validateConfiguration(img.manifest, input.value, { where: input.where });
-    const entries = () =>
-      lazy(() =>
-        exportEntries(img, {
-          configuration,
-          templateTimeoutMs: timeoutMs,
-          signal: ctx.signal,
-          onWarning: (m) => warn(ctx, m),
-        }),
-      );
+  await withBuildImage(ctx, image, prepared, async (img, entries) => {
     const result = await buildTarget({
       manifest: img.manifest,
       source: img.source,
       entries,
-      output,
+      output: prepared.output,
       force: opts.force ?? false,
       target: opts.target as TargetName | undefined,
       format,
@@ -96,7 +62,7 @@ export async function run(
       initrd: opts.initrd,
       cmdline: opts.cmdline,
       reproducible: opts.reproducible ?? false,
-      sourceDateEpoch,
+      sourceDateEpoch: prepared.sourceDateEpoch,
       signal: ctx.signal,
       onWarning: (m) => warn(ctx, m),
     });

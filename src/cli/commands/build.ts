@@ -13,10 +13,11 @@ import {
   type VhdSubformat,
   type VmdkSubformat,
 } from '../../formats/index.js';
+import type { Image } from '../../image/index.js';
 import { exportEntries } from '../../pipeline/export.js';
 import type { Entry } from '../../stream/entry.js';
 import { type CliContext, type GlobalOptions, warn, writeJson } from '../context.js';
-import { readJsonInput, withImage } from '../input.js';
+import { type JsonInput, parseTemplateTimeout, readJsonInput, withImage } from '../input.js';
 
 interface BuildOptions {
   format: string;
@@ -43,16 +44,9 @@ export async function run(ctx: CliContext, image: string, opts: BuildOptions, cm
   if (opts.target !== undefined || opts.format === 'ova' || opts.format === 'gce') {
     return (await import('./build-target.js')).run(ctx, image, opts, cmd);
   }
-  const { manifest: manifestFile } = cmd.optsWithGlobals<GlobalOptions>();
   if (!DISK_FORMATS.includes(opts.format as DiskFormat)) throw unknownFormat(opts.format);
   const format = opts.format as DiskFormat;
   checkSubformat(format, opts.subformat);
-  if (!opts.output || opts.output === '-') {
-    throw new CloudletsError('EUSAGE', 'a disk needs an output file', {
-      where: '--output',
-      hint: 'pass -o disk.img',
-    });
-  }
   if (!BOOT_MODES.includes(opts.boot as BootMode)) {
     throw new CloudletsError('EUSAGE', `unknown boot mode ${opts.boot}`, {
       where: '--boot',
@@ -60,34 +54,14 @@ export async function run(ctx: CliContext, image: string, opts: BuildOptions, cm
     });
   }
   const size = parseSize(opts.size);
-  const sourceDateEpoch = parseEpoch(ctx.env.SOURCE_DATE_EPOCH);
-  const timeoutMs = Number(opts.templateTimeout) * 1000;
-  if (!(timeoutMs > 0))
-    throw new CloudletsError('EUSAGE', 'must be a positive number of seconds', {
-      where: '--template-timeout',
-    });
-  const input =
-    opts.config === undefined
-      ? { value: {}, where: 'configuration' }
-      : await readJsonInput(ctx, opts.config, 'configuration');
-  const output = isAbsolute(opts.output) ? opts.output : resolve(ctx.cwd, opts.output);
+  const prepared = await prepareBuild(ctx, opts, cmd);
 
-  await withImage(ctx, image, { manifestFile }, async (img) => {
-    const configuration = validateConfiguration(img.manifest, input.value, { where: input.where });
-    const entries = () =>
-      lazy(() =>
-        exportEntries(img, {
-          configuration,
-          templateTimeoutMs: timeoutMs,
-          signal: ctx.signal,
-          onWarning: (m) => warn(ctx, m),
-        }),
-      );
+  await withBuildImage(ctx, image, prepared, async (img, entries) => {
     const result = await buildDisk({
       manifest: img.manifest,
       source: img.source,
       entries,
-      output,
+      output: prepared.output,
       force: opts.force ?? false,
       format,
       subformat: opts.subformat as VmdkSubformat | VhdSubformat | undefined,
@@ -97,7 +71,7 @@ export async function run(ctx: CliContext, image: string, opts: BuildOptions, cm
       initrd: opts.initrd,
       cmdline: opts.cmdline,
       reproducible: opts.reproducible ?? false,
-      sourceDateEpoch,
+      sourceDateEpoch: prepared.sourceDateEpoch,
       signal: ctx.signal,
     });
     if (opts.json) writeJson(ctx, result);
@@ -107,6 +81,66 @@ export async function run(ctx: CliContext, image: string, opts: BuildOptions, cm
           `kernel ${result.kernel}, root UUID=${result.rootFsUuid}${result.fstabAdded ? ', /etc/fstab added' : ''}\n`,
       );
     }
+  });
+}
+
+/** What every build needs before the image is opened: checked flags and the configuration input. */
+export interface PreparedBuild {
+  manifestFile: string | undefined;
+  /** The output path, absolute. */
+  output: string;
+  sourceDateEpoch: number | undefined;
+  templateTimeoutMs: number;
+  input: JsonInput;
+}
+
+/** Checks the flags every build shares and reads the configuration, before anything is opened. */
+export async function prepareBuild(
+  ctx: CliContext,
+  opts: Pick<BuildOptions, 'output' | 'config' | 'templateTimeout'>,
+  cmd: Command,
+): Promise<PreparedBuild> {
+  const { manifest: manifestFile } = cmd.optsWithGlobals<GlobalOptions>();
+  if (!opts.output || opts.output === '-') {
+    throw new CloudletsError('EUSAGE', 'a build needs an output file', {
+      where: '--output',
+      hint: 'pass -o FILE',
+    });
+  }
+  const sourceDateEpoch = parseEpoch(ctx.env.SOURCE_DATE_EPOCH);
+  const templateTimeoutMs = parseTemplateTimeout(opts.templateTimeout);
+  const input =
+    opts.config === undefined
+      ? { value: {}, where: 'configuration' }
+      : await readJsonInput(ctx, opts.config, 'configuration');
+  const output = isAbsolute(opts.output) ? opts.output : resolve(ctx.cwd, opts.output);
+  return { manifestFile, output, sourceDateEpoch, templateTimeoutMs, input };
+}
+
+/**
+ * Opens the image, validates the configuration against it, and hands `fn` the export stream as a
+ * function (a disk build reads it twice: once to size the disk, once to write it).
+ */
+export async function withBuildImage<T>(
+  ctx: CliContext,
+  image: string,
+  prepared: PreparedBuild,
+  fn: (img: Image, entries: () => AsyncIterable<Entry>) => Promise<T>,
+): Promise<T> {
+  return withImage(ctx, image, { manifestFile: prepared.manifestFile }, async (img) => {
+    const configuration = validateConfiguration(img.manifest, prepared.input.value, {
+      where: prepared.input.where,
+    });
+    const entries = () =>
+      lazy(() =>
+        exportEntries(img, {
+          configuration,
+          templateTimeoutMs: prepared.templateTimeoutMs,
+          signal: ctx.signal,
+          onWarning: (m) => warn(ctx, m),
+        }),
+      );
+    return fn(img, entries);
   });
 }
 
