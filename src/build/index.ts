@@ -6,7 +6,13 @@ import { grubBios, grubConfig, grubEfi } from '../boot/grub.js';
 import { deriveUuid } from '../disk/partition/guid.js';
 import type { BlockTarget } from '../disk/target.js';
 import { CloudletsError } from '../errors.js';
-import { type DiskFormat, openDiskTarget, type VhdSubformat, type VmdkSubformat } from '../formats/index.js';
+import {
+  type DiskFormat,
+  openDiskTarget,
+  type VhdSubformat,
+  type VmdkAdapter,
+  type VmdkSubformat,
+} from '../formats/index.js';
 import { writeFat32 } from '../fs/fat/index.js';
 import type { Manifest } from '../manifest/index.js';
 import type { Entry, ImageSource } from '../stream/entry.js';
@@ -84,6 +90,8 @@ export interface BuildDiskOptions {
    * here (size alignment, the initrd's drivers) and may throw to stop the build.
    */
   beforeWrite?: ((plan: DiskPlan) => Promise<void>) | undefined;
+  /** VMDK: the controller the descriptor names, asked for after `beforeWrite` (which may choose it). */
+  vmdkAdapter?: (() => VmdkAdapter | undefined) | undefined;
 }
 
 /** What `beforeWrite` sees: the disk as it will be written. */
@@ -202,6 +210,7 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
       seed,
       timestamp: time,
       name: basename(o.output),
+      vmdkAdapter: o.vmdkAdapter?.(),
       signal: o.signal,
     });
   await withAtomicDisk(

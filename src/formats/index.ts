@@ -25,6 +25,9 @@ export const SUBFORMATS: Readonly<Partial<Record<DiskFormat, readonly string[]>>
   vhd: ['fixed', 'dynamic'],
 };
 
+/** The `ddb.adapterType` values VMware defines. */
+export type VmdkAdapter = 'ide' | 'buslogic' | 'lsilogic' | 'legacyESX';
+
 export interface DiskTargetOptions {
   subformat?: VmdkSubformat | VhdSubformat | undefined;
   /** Seed every identifier the format carries is derived from (VMDK CID, VHD/VDI UUIDs...). */
@@ -36,6 +39,11 @@ export interface DiskTargetOptions {
    * extent line); default the base name of `path`.
    */
   name?: string | undefined;
+  /**
+   * VMDK: the controller the descriptor names (`ddb.adapterType`); it should match the VM's, e.g. the
+   * controller an OVF declares. Default `ide`.
+   */
+  vmdkAdapter?: VmdkAdapter | undefined;
   /** Checked between grains while a VMDK streamOptimized is compressed at finish(). */
   signal?: AbortSignal | undefined;
 }

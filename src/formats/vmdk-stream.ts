@@ -91,7 +91,15 @@ export async function openVmdkStreamTarget(
       });
     out.put(header(GD_AT_END));
     const name = opts.name ?? basename(path);
-    out.put(vmdkDescriptor({ createType: 'streamOptimized', capacitySectors, name, seed: opts.seed }));
+    out.put(
+      vmdkDescriptor({
+        createType: 'streamOptimized',
+        capacitySectors,
+        name,
+        seed: opts.seed,
+        adapter: opts.vmdkAdapter,
+      }),
+    );
     out.padTo(overheadSectors * SECTOR);
 
     const gd = Buffer.alloc(gdSectors * SECTOR);

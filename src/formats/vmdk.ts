@@ -10,7 +10,7 @@ import { basename } from 'node:path';
 import { containerTarget } from './container.js';
 import { openOutputFile, roundUp } from './file.js';
 import { seedBytes } from './ids.js';
-import type { DiskTarget, DiskTargetOptions } from './index.js';
+import type { DiskTarget, DiskTargetOptions, VmdkAdapter } from './index.js';
 import { sparseBlocks } from './sparse.js';
 import { openVmdkStreamTarget } from './vmdk-stream.js';
 
@@ -71,6 +71,7 @@ export function vmdkDescriptor(o: {
   capacitySectors: number;
   name: string;
   seed: string;
+  adapter?: VmdkAdapter | undefined;
 }): Buffer {
   const cid = seedBytes(o.seed, 'vmdk-cid', 4).readUInt32BE(0) || 1;
   const heads = 16;
@@ -93,7 +94,7 @@ export function vmdkDescriptor(o: {
     `ddb.geometry.cylinders = "${cylinders}"`,
     `ddb.geometry.heads = "${heads}"`,
     `ddb.geometry.sectors = "${sectors}"`,
-    'ddb.adapterType = "ide"',
+    `ddb.adapterType = "${o.adapter ?? 'ide'}"`,
     '',
   ].join('\n');
   const out = Buffer.alloc(DESCRIPTOR_SECTORS * SECTOR);
@@ -140,7 +141,13 @@ async function openMonolithicSparse(
     const name = opts.name ?? basename(path);
     await file.write(
       DESCRIPTOR_OFFSET * SECTOR,
-      vmdkDescriptor({ createType: 'monolithicSparse', capacitySectors, name, seed: opts.seed }),
+      vmdkDescriptor({
+        createType: 'monolithicSparse',
+        capacitySectors,
+        name,
+        seed: opts.seed,
+        adapter: opts.vmdkAdapter,
+      }),
     );
     await file.write(
       0,

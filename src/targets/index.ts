@@ -129,6 +129,9 @@ export async function buildTarget(o: BuildTargetOptions): Promise<BuildTargetRes
       subformat: plan.subformat as DiskTargetOptions['subformat'],
       roundAutoSize: plan.roundAutoSize,
       beforeWrite,
+      // The VMDK names the controller the OVF declares: SCSI ones as lsilogic (VMware's own disks on
+      // PVSCSI say so too), SATA and IDE as ide.
+      vmdkAdapter: () => (controller === 'pvscsi' || controller === 'lsilogic' ? 'lsilogic' : undefined),
     });
     if (!packaged) created.push(output);
     const p = planned!;

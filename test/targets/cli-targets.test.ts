@@ -100,6 +100,12 @@ describe.skipIf(skip)('cloudlets build --target', () => {
       expect(info.format).toBe('vmdk');
       expect(info['format-specific'].data['create-type']).toBe('streamOptimized');
       expect(ovf).toContain(`ovf:capacity="${info['virtual-size'] / MiB}"`);
+      // The disk's own descriptor names the controller the OVF declares (a SCSI one: lsilogic).
+      const descriptor = readFileSync(join(x, 'web-disk1.vmdk'))
+        .subarray(512, 512 * 21)
+        .toString('latin1');
+      const scsi = /ResourceSubType>(lsilogic|VirtualSCSI)</.test(ovf);
+      expect(descriptor).toContain(`ddb.adapterType = "${scsi ? 'lsilogic' : 'ide'}"`);
       // Same image, same epoch: the raw disk holds what the VMDK holds.
       const raw = join(d, 'same.img');
       expect(build(['--format', 'raw', '-o', raw]).code).toBe(0);
