@@ -2,7 +2,7 @@
 # The reference pipeline the disk benchmarks compare `cloudlets build` against: the usual way to make a
 # bootable disk image from a directory without mounting anything. A sparse raw file, GPT (BIOS boot
 # partition, ESP, root) by sgdisk, the root filesystem by `mkfs.ext4 -d` at its offset, a FAT ESP with
-# GRUB EFI, GRUB BIOS (boot.img + core.img), then `qemu-img convert` to the container.
+# GRUB EFI, GRUB BIOS (boot.img + core.img), then `qemu-img convert` to the container (raw: kept as is).
 #
 #   reference-disk.sh TREE OUT SIZE_MIB FORMAT [qemu-img -o options]
 set -euo pipefail
@@ -22,4 +22,8 @@ MTOOLS_SKIP_CHECK=1 mcopy -i "$raw@@$((4096 * 512))" "$work/bootx64.efi" ::/EFI/
 grub-mkimage -O i386-pc -o "$work/core.img" -p '(hd0,gpt3)/boot/grub' biosdisk part_gpt ext2 linux normal
 dd if=/usr/lib/grub/i386-pc/boot.img of="$raw" bs=440 count=1 conv=notrunc status=none
 dd if="$work/core.img" of="$raw" bs=512 seek=2048 conv=notrunc status=none
-qemu-img convert -f raw -O "$format" ${opts:+-o "$opts"} "$raw" "$out"
+if [ "$format" = raw ]; then
+  mv "$raw" "$out"
+else
+  qemu-img convert -f raw -O "$format" ${opts:+-o "$opts"} "$raw" "$out"
+fi

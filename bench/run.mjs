@@ -81,6 +81,16 @@ const BENCHMARKS = [
     ],
     targets: { ratio: 1.0, rssMiB: 256 },
   },
+  {
+    ...diskBenchmark(
+      'disk-raw',
+      'raw',
+      undefined,
+      '',
+      'directory -> bootable raw disk: cloudlets build vs mkfs.ext4 -d + sgdisk + GRUB (mkimage, dd)',
+    ),
+    targets: { ratio: 1.0, rssMiB: 256 },
+  },
   diskBenchmark(
     'disk-qcow2',
     'qcow2',
