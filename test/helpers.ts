@@ -2,6 +2,7 @@ import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { CloudletsError } from '../src/errors.js';
 
 export const CLI = resolve(import.meta.dirname, '../dist/cli/main.js');
 export const EXAMPLE = resolve(import.meta.dirname, '../examples/sample.cloudlet');
@@ -37,4 +38,15 @@ export function cli(
 export function tempDir(prefix = 'cloudlets-test-'): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** The CloudletsError `fn` throws; fails the test when it throws something else or nothing. */
+export function errorOf(fn: () => unknown): CloudletsError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof CloudletsError) return err;
+    throw err;
+  }
+  throw new Error('expected a CloudletsError');
 }

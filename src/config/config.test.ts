@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CloudletsError } from '../errors.js';
+import { errorOf } from '../../test/helpers.js';
 import { validateManifest } from '../manifest/index.js';
 import { configurationSchema, validateArgs, validateConfiguration } from './index.js';
 import { unsafePatternReason } from './stranger-schema.js';
@@ -7,16 +7,6 @@ import { unsafePatternReason } from './stranger-schema.js';
 const manifestWith = (args: Record<string, unknown>) =>
   validateManifest({ args }, { where: '.cloudlet/manifest' }).manifest;
 const hostnameManifest = manifestWith({ hostname: { type: 'string', default: 'noname' } });
-
-function errorOf(fn: () => unknown): CloudletsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CloudletsError) return err;
-    throw err;
-  }
-  throw new Error('expected a CloudletsError');
-}
 
 describe('validateArgs', () => {
   it('fills a default when the value is missing', () => {

@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { CloudletsError } from '../errors.js';
+import { errorOf } from '../../test/helpers.js';
 import { checkJsonValue, JSON_MAX_DEPTH, jsonPointer, parseJson } from './json.js';
 
 const where = '.cloudlet/manifest';
-
-function errorOf(fn: () => unknown): CloudletsError {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof CloudletsError) return err;
-    throw err;
-  }
-  throw new Error('expected a CloudletsError');
-}
 
 describe('parseJson', () => {
   it('parses what JSON.parse parses, a leading BOM included', () => {
