@@ -131,4 +131,19 @@ describe('library callers', () => {
     expect(err.code).toBe('ECONFIG');
     expect(err.message).toMatch(/^is not JSON data/);
   });
+
+  it('screens the args schema of a manifest that was not loaded through loadManifest', () => {
+    const handMade = {
+      ...hostnameManifest,
+      args: { type: 'object' as const, properties: { a: { type: 'no-such-type' } } },
+    };
+    const err = errorOf(() => validateConfiguration(handMade, {}));
+    expect(err.code).toBe('EMANIFEST');
+    expect(err.message).toMatch(/not a usable JSON Schema/);
+    const slow = {
+      ...hostnameManifest,
+      args: { type: 'object' as const, properties: { a: { pattern: '(a+)+$' } } },
+    };
+    expect(errorOf(() => validateArgs(slow, {})).message).toMatch(/may backtrack catastrophically/);
+  });
 });

@@ -6,7 +6,7 @@ import { formatAjvErrors } from '../manifest/ajv-errors.js';
 import { JSON_SCHEMA_DIALECT } from '../manifest/constants.js';
 import type { Manifest } from '../manifest/index.js';
 import { cloneJsonValue } from '../manifest/json.js';
-import { compileStrangerSchema } from './stranger-schema.js';
+import { compileAround } from './stranger-schema.js';
 
 export { MAX_PATTERN_LENGTH, unsafePatternReason } from './stranger-schema.js';
 
@@ -61,9 +61,9 @@ function cached(
 ): ValidateFunction {
   let validate = cache.get(manifest);
   if (!validate) {
-    // A manifest loaded by loadManifest has had its args compiled already; a hand-made one gets the same
-    // screening here, reported as the manifest's fault.
-    validate = compileStrangerSchema(schema, { where: 'manifest', code: 'EMANIFEST', pointerPrefix });
+    // A manifest loaded by loadManifest has had its args screened and compiled already; a hand-made one
+    // gets the same screening here, reported as the manifest's fault.
+    validate = compileAround(schema, manifest.args, { where: 'manifest', code: 'EMANIFEST', pointerPrefix });
     cache.set(manifest, validate);
   }
   return validate;
