@@ -25,9 +25,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
-if [ "$node_major" -lt 20 ]; then
-  echo "setup: Node.js 20 or newer is needed (found: $(node -v 2>/dev/null || echo none))" >&2
+# Node.js 20.15 or newer (zlib.crc32); Debian 12's own nodejs package is 18, too old.
+if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 15) ? 0 : 1)' 2>/dev/null; then
+  echo "setup: Node.js 20.15 or newer is needed (found: $(node -v 2>/dev/null || echo none))" >&2
   exit 1
 fi
 
