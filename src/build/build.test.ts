@@ -7,7 +7,7 @@ import type { Entry } from '../stream/entry.js';
 import { injectEntries } from '../stream/filters/inject.js';
 import { MiB, planLayout } from './layout.js';
 import { withAtomicDisk } from './output.js';
-import { compareVersions, detectKernels } from './scan.js';
+import { compareVersions, detectKernels, replayEntries, scanTree } from './scan.js';
 import { parseSize } from './size.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'cloudlets-build-'));
@@ -128,5 +128,83 @@ describe('withAtomicDisk', () => {
     ).rejects.toThrow(/interrupted/);
     expect(existsSync(out)).toBe(false);
     expect(readdirSync(dir)).toEqual([]);
+  });
+});
+
+describe('scanTree', () => {
+  const base = { mode: 0o644, uid: 0, gid: 0, mtimeNs: 1_000_000_000n, xattrs: new Map() };
+  const dirEntry = (p: string): Entry => ({ ...base, path: Buffer.from(p), type: 'dir', size: 0 });
+  /** A file whose content can be read once only, as a tar archive's. */
+  const onceFile = (p: string, text: string): Entry => {
+    let read = false;
+    return {
+      ...base,
+      path: Buffer.from(p),
+      type: 'file',
+      size: text.length,
+      content: async function* () {
+        if (read) throw new Error('read twice');
+        read = true;
+        yield Buffer.from(text);
+      },
+    };
+  };
+  /** A file that can be read any time, as a directory's (it has the synchronous reader). */
+  const dirFile = (p: string): Entry => ({
+    ...base,
+    path: Buffer.from(p),
+    type: 'file',
+    size: 1,
+    openContentSync: () => ({ read: () => 0, close: () => {} }),
+  });
+  async function* from(list: Entry[]): AsyncIterable<Entry> {
+    yield* list;
+  }
+  const collect = async (it: AsyncIterable<Entry>): Promise<string[]> => {
+    const out: string[] = [];
+    for await (const e of it) {
+      let text = '';
+      if (e.content && !e.openContentSync) for await (const c of e.content()) text += c.toString();
+      out.push(`${e.path.toString()}${text ? `=${text}` : ''}`);
+    }
+    return out;
+  };
+  const keep = { maxEntries: 10, maxBufferedBytes: 8 };
+
+  it('keeps the entries for the write pass, with a copy of content that can be read only once', async () => {
+    const list = [dirEntry('/'), dirEntry('/boot'), dirFile('/boot/vmlinuz-1'), onceFile('/etc', 'abc')];
+    const s = await scanTree(from(list), { keep, digest: false });
+    expect(s.replay?.length).toBe(4);
+    expect(s.replay?.[2]).toBe(list[2]);
+    expect(await collect(replayEntries(s.replay!))).toEqual(['/', '/boot', '/boot/vmlinuz-1', '/etc=abc']);
+    expect([...s.paths]).toEqual(['/boot/vmlinuz-1', '/etc']);
+    expect(s.hasEtc).toBe(false); // a file, not a directory
+    expect(s.digest).toBe('');
+  });
+
+  it('keeps nothing past its limits, and gives the same digest either way', async () => {
+    const big = [dirEntry('/'), onceFile('/a', '12345'), onceFile('/b', '6789')];
+    const s = await scanTree(from(big), { keep });
+    expect(s.replay).toBeUndefined();
+    const many = Array.from({ length: 11 }, (_, i) => dirEntry(`/d${String(i).padStart(2, '0')}`));
+    expect((await scanTree(from([dirEntry('/'), ...many]), { keep })).replay).toBeUndefined();
+    const plain = await scanTree(from([dirEntry('/'), onceFile('/a', '12345'), onceFile('/b', '6789')]));
+    expect(plain.replay).toBeUndefined();
+    expect(plain.digest).toBe(s.digest);
+    expect(s.digest).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it('stops a replay once interrupted', async () => {
+    const ac = new AbortController();
+    const out: string[] = [];
+    await expect(
+      (async () => {
+        for await (const e of replayEntries([dirEntry('/'), dirEntry('/a')], ac.signal)) {
+          out.push(e.path.toString());
+          ac.abort(new Error('stop'));
+        }
+      })(),
+    ).rejects.toThrow('stop');
+    expect(out).toEqual(['/']);
   });
 });

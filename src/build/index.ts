@@ -21,7 +21,7 @@ import { resolveKernel } from './kernel.js';
 import { type BootMode, partitionTable, planLayout } from './layout.js';
 import { withAtomicDisk } from './output.js';
 import { writeExt4RootFs } from './rootfs.js';
-import { scanTree } from './scan.js';
+import { DEFAULT_KEEP, replayEntries, scanTree } from './scan.js';
 import { autoDiskSize, minRootBytes } from './size.js';
 
 export type { BootMode } from './layout.js';
@@ -53,7 +53,8 @@ export interface BuildDiskOptions {
   source: ImageSource;
   /**
    * The entries that go into the root filesystem (templates rendered, volatile paths left out), sorted.
-   * Called twice: once for sizes and kernels (content not read), once to write.
+   * Called once for sizes and kernels (content not read); the write pass reuses the entries of that
+   * pass when they can be read again (a directory source, within limits), else calls it a second time.
    */
   entries: () => AsyncIterable<Entry>;
   /** The output file. */
@@ -124,7 +125,8 @@ export interface BuildDiskResult {
 
 export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
   const boot = o.boot ?? 'hybrid';
-  const scan = await scanTree(o.entries());
+  const reproducible = o.reproducible || o.sourceDateEpoch !== undefined;
+  const scan = await scanTree(o.entries(), { keep: DEFAULT_KEEP, digest: reproducible });
   const kernel = await resolveKernel({
     manifest: o.manifest,
     source: o.source,
@@ -134,7 +136,6 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
     cmdline: o.cmdline,
   });
 
-  const reproducible = o.reproducible || o.sourceDateEpoch !== undefined;
   const time =
     o.sourceDateEpoch ?? (reproducible ? scan.newestMtimeSec : (o.now?.() ?? Math.floor(Date.now() / 1000)));
   const seed = reproducible ? `cloudlets-disk\0${scan.digest}\0${time}\0${boot}` : randomUUID();
@@ -170,16 +171,20 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
 
   const grubOpts = { rootFsUuid, kernel: kernel.kernel, initrd: kernel.initrd, cmdline: kernel.cmdline };
   const env = { ...process.env, SOURCE_DATE_EPOCH: String(time) };
-  const bios = layout.core
-    ? await grubBios({
-        config: grubConfig(grubOpts),
-        env,
-        coreLba: layout.core.lba,
-        maxCoreBytes: layout.core.maxBytes,
-      })
-    : undefined;
-  const efi = layout.esp ? await grubEfi({ config: grubConfig({ ...grubOpts, efi: true }), env }) : undefined;
-  const table = partitionTable(layout, seed, bios?.bootImg);
+  // The two grub-mkimage runs are independent child processes: they run side by side, and beside the
+  // root filesystem's write below (on a second core), which does not need them.
+  const grub = Promise.all([
+    layout.core
+      ? grubBios({
+          config: grubConfig(grubOpts),
+          env,
+          coreLba: layout.core.lba,
+          maxCoreBytes: layout.core.maxBytes,
+        })
+      : undefined,
+    layout.esp ? grubEfi({ config: grubConfig({ ...grubOpts, efi: true }), env }) : undefined,
+  ]);
+  grub.catch(() => {}); // awaited below; this only keeps a failure during the root's write from going unhandled
 
   const fstab = `# written by cloudlets build: the root filesystem\nUUID=${rootFsUuid} / ext4 defaults 0 1\n`;
   const extra: Entry[] = [];
@@ -218,7 +223,24 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
     size,
     { force: o.force ?? false, signal: o.signal, open },
     async (target) => {
-      // Ascending offsets: a streaming container format can take the same writes.
+      // The root filesystem first, then the partition table and boot code once GRUB is ready. Every
+      // target takes writes in any order: the sparse containers place blocks in order of first touch
+      // (the same order on every run, so the same bytes), the VMDK stream spills and sorts its writes.
+      await (o.writeRootFs ?? writeExt4RootFs)(
+        injectEntries(scan.replay ? replayEntries(scan.replay, o.signal) : o.entries(), extra),
+        target,
+        layout.root.offset,
+        {
+          size: layout.root.size,
+          uuid: rootFsUuid,
+          label: 'root',
+          timestamp: time,
+          seed,
+          signal: o.signal,
+        },
+      );
+      const [bios, efi] = await grub;
+      const table = partitionTable(layout, seed, bios?.bootImg);
       await target.write(0, table.head);
       if (bios) {
         await target.write(layout.core!.lba * 512, bios.coreImg);
@@ -232,19 +254,6 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
           hiddenSectors: layout.esp.offset / 512,
         });
       }
-      await (o.writeRootFs ?? writeExt4RootFs)(
-        injectEntries(o.entries(), extra),
-        target,
-        layout.root.offset,
-        {
-          size: layout.root.size,
-          uuid: rootFsUuid,
-          label: 'root',
-          timestamp: time,
-          seed,
-          signal: o.signal,
-        },
-      );
       if (table.tail) await target.write(table.tail.offset, table.tail.data);
     },
   );

@@ -71,8 +71,15 @@ export async function withAtomicDisk<T>(
       const result = await fn(target);
       await raw.finish();
       if (o.signal?.aborted) throw interrupted();
-      if (o.force) await rename(tmp, path);
-      else {
+      if (o.force) {
+        // The old output goes first, then the new one moves in: a reader still never sees a partial disk
+        // (for an instant it sees none). Renaming over an existing file would be a single step, but ext4
+        // (auto_da_alloc, on by default) then writes the whole new file out before rename() returns, as
+        // an fsync would: 170 ms for a 300 MB image, more on slow storage (see src/disk/raw-target.ts,
+        // NO_FSYNC). A directory is refused by checkOutput; one appearing meanwhile makes rename fail.
+        await unlink(path).catch(() => {});
+        await rename(tmp, path);
+      } else {
         // link() fails if `path` appeared meanwhile, where rename() would silently replace it.
         try {
           await link(tmp, path);

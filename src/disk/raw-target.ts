@@ -6,6 +6,16 @@ import { open } from 'node:fs/promises';
 import { CloudletsError } from '../errors.js';
 import type { BlockTarget } from './target.js';
 
+/*
+ * NO_FSYNC. finish() closes the file without fsync, on purpose. What a build promises is atomicity: the
+ * output appears under its name complete or not at all (the caller writes a temporary file and renames
+ * it), and that holds for every failure of the process, since the page cache holds what was written. An
+ * fsync only adds durability across a power loss or kernel crash in the seconds after the build, for an
+ * artifact that is rebuilt from its inputs in seconds, and it costs the time of writing the whole image
+ * to the device (hundreds of milliseconds for a 1 GiB disk, far more on slow storage). Callers wanting
+ * durability run `sync` (or fsync the file) themselves. The container formats (src/formats) do the same.
+ */
+
 export interface RawTarget extends BlockTarget {
   readonly path: string;
 }
@@ -54,10 +64,11 @@ export async function openRawTarget(path: string, size: number): Promise<RawTarg
     async finish(): Promise<void> {
       if (finished) return;
       finished = true;
+      // No fsync: see NO_FSYNC below.
       try {
-        await fh.sync();
-      } finally {
         await fh.close();
+      } catch (cause) {
+        throw fail(cause);
       }
     },
   };

@@ -6,7 +6,10 @@
 export interface BlockTarget {
   /** Virtual size in bytes. */
   readonly size: number;
-  /** Writes `data` at `offset`. Regions never written read as zeros and cost nothing. */
+  /**
+   * Writes `data` at `offset`. Regions never written read as zeros and cost nothing. The caller may
+   * reuse `data` once the returned promise has resolved: a target that needs the bytes later keeps a copy.
+   */
   write(offset: number, data: Buffer): Promise<void>;
   /** Flushes and finalises; no write after this. */
   finish(): Promise<void>;

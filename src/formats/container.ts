@@ -1,11 +1,12 @@
 // The DiskTarget shell every container shares: write-after-finish guard, finish() that completes the
-// container's tables and headers then syncs, abort() that closes without finishing.
+// container's tables and headers then closes (no fsync: src/disk/raw-target.ts, NO_FSYNC), abort() that
+// closes without finishing.
 import type { OutputFile } from './file.js';
 import type { DiskTarget } from './index.js';
 
 /**
  * The DiskTarget around a container file: writes go to `write`; finish() runs `complete` (tables,
- * headers), then syncs and closes; abort() closes without finishing. Either runs once.
+ * headers), then closes; abort() closes without finishing. Either runs once.
  */
 export function containerTarget(o: {
   format: DiskTarget['format'];
@@ -30,7 +31,7 @@ export function containerTarget(o: {
       state = 'finishing';
       try {
         await o.complete();
-        await o.file.close(true);
+        await o.file.close();
       } catch (err) {
         await o.file.close(false).catch(() => {});
         await o.cleanup?.().catch(() => {});

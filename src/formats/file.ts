@@ -12,7 +12,10 @@ export interface OutputFile {
   /** Fills `into` from `offset` (zeros past the end of the file). */
   read(offset: number, into: Buffer): Promise<void>;
   truncate(size: number): Promise<void>;
-  /** fsync and close; `sync: false` only closes (on the way out of an error). */
+  /**
+   * Closes; with `sync: true` fsyncs first. Disk builds do not ask for it: a build is atomic (a temporary
+   * name renamed into place), not durable across a power loss (see src/disk/raw-target.ts, NO_FSYNC).
+   */
   close(sync?: boolean): Promise<void>;
 }
 
@@ -82,7 +85,7 @@ export async function openOutputFile(path: string): Promise<OutputFile> {
         throw outputError(path, cause);
       }
     },
-    async close(sync = true) {
+    async close(sync = false) {
       if (closed) return;
       closed = true;
       try {

@@ -123,7 +123,7 @@ async function rawDiskTarget(path: string, size: number): Promise<DiskTarget> {
     size,
     write: (offset, data) => raw.write(offset, data),
     finish: () => raw.finish(),
-    // The raw target has no way to close without syncing; finishing it is cheap.
+    // The raw target has no separate abort: finishing it only closes the file.
     abort: () => raw.finish().catch(() => {}),
   };
 }

@@ -42,22 +42,39 @@ export function sparseBlocks(o: SparseBlocksOptions): SparseBlocks {
     write(offset, data) {
       checkWrite(o.size, offset, data, sealed);
       const writes: Promise<void>[] = [];
+      // Pieces that land next to each other in the file too (blocks allocated in a row, as an ascending
+      // writer gets) go out as one write: one system call per run, not per block.
+      let runHost = -1;
+      let runFrom = 0;
+      let runTo = 0;
+      const flush = () => {
+        if (runTo > runFrom) writes.push(o.file.write(runHost, data.subarray(runFrom, runTo)));
+      };
       let at = 0;
       while (at < data.length) {
         const pos = offset + at;
         const index = Math.floor(pos / o.blockSize);
         const within = pos - index * o.blockSize;
         const n = Math.min(o.blockSize - within, data.length - at);
-        const piece = data.subarray(at, at + n);
+        const from = at;
         at += n;
         let host = map.get(index);
         if (host === undefined) {
-          if (isZero(piece)) continue;
+          if (isZero(data.subarray(from, from + n))) continue;
           host = o.allocate(index);
           map.set(index, host);
         }
-        writes.push(o.file.write(host + within, piece));
+        if (runTo === from && runTo > runFrom && runHost + (runTo - runFrom) === host + within) {
+          runTo = at;
+        } else {
+          flush();
+          runHost = host + within;
+          runFrom = from;
+          runTo = at;
+        }
       }
+      flush();
+      if (writes.length === 1) return writes[0] as Promise<void>;
       return Promise.all(writes).then(() => {});
     },
   };

@@ -5,8 +5,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openRawTarget } from '../../disk/raw-target.js';
 import { isCloudletsError } from '../../errors.js';
+import type { Entry } from '../../stream/entry.js';
 import { createExt4Tally, type Ext4Options, estimateExt4Size, writeExt4 } from './index.js';
-import { debugfs, fsckProblems, type Spec, stream, T0 } from './test-helpers.js';
+import { debugfs, entry, fsckProblems, type Spec, stream, T0 } from './test-helpers.js';
 
 const MiB = 1024 * 1024;
 const dir = mkdtempSync(join(tmpdir(), 'cloudlets-ext4-'));
@@ -258,6 +259,70 @@ describe('writeExt4', () => {
     const sp = stat(img, '/sparse.bin');
     expect(sp).toContain(`Size: ${sparseSize}`);
     expect(sp).toMatch(/Blockcount: 16\n/); // two 4 KiB blocks
+  }, 120_000);
+
+  it('writes the same bytes from a synchronous reader (openContentSync) as from streamed content', async () => {
+    // 150 MiB runs past group 1's backup superblock at 128 MiB; every 7th block is zero (a hole), and the
+    // last block is partial. Reads come in odd sizes, as a short read from a real file could.
+    const size = 150 * MiB + 1234;
+    const fill = (buf: Buffer, off: number, len: number, pos: number): void => {
+      for (let i = 0; i < len; i++) {
+        const p = pos + i;
+        const block = Math.floor(p / 4096);
+        buf[off + i] = block % 7 === 3 ? 0 : (block + (p & 0xff)) & 0xff || 1;
+      }
+    };
+    const file = (sync: boolean): Entry => {
+      const e = entry({
+        path: '/big',
+        size,
+        chunks: async function* () {
+          for (let pos = 0; pos < size; pos += 3 * MiB) {
+            const chunk = Buffer.allocUnsafe(Math.min(3 * MiB, size - pos));
+            fill(chunk, 0, chunk.length, pos);
+            yield chunk;
+          }
+        },
+      });
+      if (sync) {
+        let closedWith: number | undefined;
+        e.openContentSync = () => ({
+          read(buf, off, len, pos) {
+            const n = Math.max(0, Math.min(len, 100_003, size - pos));
+            fill(buf, off, n, pos);
+            return n;
+          },
+          close(bytesRead) {
+            closedWith = bytesRead;
+          },
+        });
+        afterChecks.push(() => expect(closedWith).toBe(size));
+      }
+      return e;
+    };
+    const afterChecks: (() => void)[] = [];
+    const hashOf = async (sync: boolean): Promise<string> => {
+      const img = join(dir, `sync-${sync}.img`);
+      const target = await openRawTarget(img, 256 * MiB);
+      async function* entries(): AsyncIterable<Entry> {
+        yield entry({ path: '/' });
+        yield entry({ path: '/a', data: 'small' });
+        yield file(sync);
+        yield entry({ path: '/c', data: Buffer.alloc(5000, 1) });
+      }
+      try {
+        await writeExt4(entries(), target, 0, baseOpts(256 * MiB));
+      } finally {
+        await target.finish();
+      }
+      expect(fsckProblems(img)).toEqual([]);
+      const h = createHash('sha256').update(readFileSync(img)).digest('hex');
+      rmSync(img);
+      return h;
+    };
+    expect(await hashOf(true)).toBe(await hashOf(false));
+    for (const check of afterChecks) check();
+    expect(afterChecks.length).toBe(1);
   }, 120_000);
 
   it('refuses content larger than the filesystem, or more files than inodes, with a CloudletsError', async () => {
