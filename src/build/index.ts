@@ -91,6 +91,11 @@ export interface BuildDiskOptions {
    * here (size alignment, the initrd's drivers) and may throw to stop the build.
    */
   beforeWrite?: ((plan: DiskPlan) => Promise<void>) | undefined;
+  /**
+   * Told the bytes written to the disk so far and the size of the files going in (most of what will be
+   * written), for a progress display.
+   */
+  onProgress?: ((progress: { bytes: number; contentBytes: number }) => void) | undefined;
   /** VMDK: the controller the descriptor names, asked for after `beforeWrite` (which may choose it). */
   vmdkAdapter?: (() => VmdkAdapter | undefined) | undefined;
 }
@@ -221,7 +226,12 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
   await withAtomicDisk(
     o.output,
     size,
-    { force: o.force ?? false, signal: o.signal, open },
+    {
+      force: o.force ?? false,
+      signal: o.signal,
+      open,
+      onWrite: o.onProgress && ((bytes) => o.onProgress?.({ bytes, contentBytes: scan.ext4.totalBytes })),
+    },
     async (target) => {
       // The root filesystem first, then the partition table and boot code once GRUB is ready. Every
       // target takes writes in any order: the sparse containers place blocks in order of first touch

@@ -18,6 +18,8 @@ export interface AtomicDiskOptions {
    * `abort` closes it without finishing when the build fails.
    */
   open?: ((path: string, size: number) => Promise<BlockTarget & { abort?: () => Promise<void> }>) | undefined;
+  /** Told the bytes written to the disk so far, after each write is handed on. */
+  onWrite?: ((bytesWritten: number) => void) | undefined;
 }
 
 const refuse = (path: string) =>
@@ -59,10 +61,13 @@ export async function withAtomicDisk<T>(
   // The temporary file is removed in every case: after link() it is a second name, after rename() gone.
   try {
     const raw: BlockTarget & { abort?: () => Promise<void> } = await (o.open ?? openRawTarget)(tmp, size);
+    let written = 0;
     const target: BlockTarget = {
       size,
       write(offset, data) {
         if (o.signal?.aborted) throw interrupted();
+        written += data.length;
+        o.onWrite?.(written);
         return raw.write(offset, data);
       },
       finish: () => raw.finish(),

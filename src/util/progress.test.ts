@@ -18,7 +18,12 @@ describe('progress', () => {
     expect(formatBytes(512)).toBe('512 B');
     expect(formatBytes(3 * 1024 * 1024)).toBe('3.0 MiB');
     expect(formatProgress('out.tar', 50 << 20, 2000, 100 << 20)).toBe(
-      'out.tar 50.0 MiB / 100.0 MiB 50%  25.0 MiB/s  00:02',
+      'out.tar [############............] 50.0 MiB / 100.0 MiB 50%  25.0 MiB/s  00:02',
+    );
+    expect(formatProgress('disk.img', 3 << 20, 1000)).toBe('disk.img 3.0 MiB  3.0 MiB/s  00:01');
+    // An estimated total that turns out short never shows more than a full bar.
+    expect(formatProgress('disk.img', 150 << 20, 1000, 100 << 20)).toContain(
+      `[${'#'.repeat(24)}] 150.0 MiB / 100.0 MiB 100%`,
     );
   });
 

@@ -17,7 +17,8 @@ export interface ProgressOptions {
 }
 
 export interface Progress {
-  update(bytes: number): void;
+  /** Bytes done so far; `total` sets or revises the expected total. */
+  update(bytes: number, total?: number): void;
   /** Draws the final state and ends the line (or erases it with `clear`). */
   done(opts?: { clear?: boolean }): void;
 }
@@ -39,9 +40,14 @@ function formatElapsed(ms: number): string {
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 }
 
+const BAR_WIDTH = 24;
+
 export function formatProgress(label: string, bytes: number, elapsedMs: number, total?: number): string {
+  // A total may be an estimate (a disk writes metadata beyond its files' bytes): never past 100%.
+  const fraction = total ? Math.min(1, bytes / total) : 0;
+  const filled = Math.round(fraction * BAR_WIDTH);
   const done = total
-    ? `${formatBytes(bytes)} / ${formatBytes(total)} ${Math.floor((bytes / total) * 100)}%`
+    ? `[${'#'.repeat(filled)}${'.'.repeat(BAR_WIDTH - filled)}] ${formatBytes(bytes)} / ${formatBytes(total)} ${Math.floor(fraction * 100)}%`
     : formatBytes(bytes);
   const rate = elapsedMs > 0 ? `${formatBytes(Math.round((bytes * 1000) / elapsedMs))}/s` : '';
   return `${label} ${done}  ${rate}  ${formatElapsed(elapsedMs)}`;
@@ -52,12 +58,14 @@ export function createProgress(opts: ProgressOptions): Progress {
   const start = now();
   let last = -Infinity;
   let bytes = 0;
+  let total = opts.total;
   const draw = () => {
-    opts.stream.write(`\r${formatProgress(opts.label, bytes, now() - start, opts.total)}\x1b[K`);
+    opts.stream.write(`\r${formatProgress(opts.label, bytes, now() - start, total)}\x1b[K`);
   };
   return {
-    update(n) {
+    update(n, newTotal) {
       bytes = n;
+      if (newTotal !== undefined) total = newTotal;
       if (!opts.enabled) return;
       const t = now();
       if (t - last < 100) return;

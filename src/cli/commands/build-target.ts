@@ -45,7 +45,7 @@ export async function run(
   });
   const prepared = await prepareBuild(ctx, opts, cmd);
 
-  await withBuildImage(ctx, image, prepared, async (img, entries) => {
+  await withBuildImage(ctx, image, prepared, async (img, entries, onProgress) => {
     const result = await buildTarget({
       manifest: img.manifest,
       source: img.source,
@@ -64,6 +64,7 @@ export async function run(
       reproducible: opts.reproducible ?? false,
       sourceDateEpoch: prepared.sourceDateEpoch,
       signal: ctx.signal,
+      onProgress,
       onWarning: (m) => warn(ctx, m),
     });
     if (opts.json) writeJson(ctx, result);

@@ -1,7 +1,7 @@
 // `cloudlets build IMAGE --format raw -o disk.img`: a bootable disk from an image.
-import { isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { type BootMode, buildDisk } from '../../build/index.js';
+import { type BootMode, type BuildDiskOptions, buildDisk } from '../../build/index.js';
 import { parseSize } from '../../build/size.js';
 import { validateConfiguration } from '../../config/index.js';
 import { CloudletsError } from '../../errors.js';
@@ -16,6 +16,7 @@ import {
 import type { Image } from '../../image/index.js';
 import { exportEntries } from '../../pipeline/export.js';
 import type { Entry } from '../../stream/entry.js';
+import { createProgress } from '../../util/progress.js';
 import { type CliContext, type GlobalOptions, warn, writeJson } from '../context.js';
 import { type JsonInput, parseTemplateTimeout, readJsonInput, withImage } from '../input.js';
 
@@ -56,7 +57,7 @@ export async function run(ctx: CliContext, image: string, opts: BuildOptions, cm
   const size = parseSize(opts.size);
   const prepared = await prepareBuild(ctx, opts, cmd);
 
-  await withBuildImage(ctx, image, prepared, async (img, entries) => {
+  await withBuildImage(ctx, image, prepared, async (img, entries, onProgress) => {
     const result = await buildDisk({
       manifest: img.manifest,
       source: img.source,
@@ -73,6 +74,7 @@ export async function run(ctx: CliContext, image: string, opts: BuildOptions, cm
       reproducible: opts.reproducible ?? false,
       sourceDateEpoch: prepared.sourceDateEpoch,
       signal: ctx.signal,
+      onProgress,
     });
     if (opts.json) writeJson(ctx, result);
     else {
@@ -125,8 +127,15 @@ export async function withBuildImage<T>(
   ctx: CliContext,
   image: string,
   prepared: PreparedBuild,
-  fn: (img: Image, entries: () => AsyncIterable<Entry>) => Promise<T>,
+  fn: (img: Image, entries: () => AsyncIterable<Entry>, onProgress: BuildProgress) => Promise<T>,
 ): Promise<T> {
+  // At a terminal: a bar of the bytes written against the size of the files going in.
+  const progress = createProgress({
+    stream: ctx.stderr,
+    enabled: ctx.interactive,
+    label: basename(prepared.output),
+  });
+  const onProgress: BuildProgress = (p) => progress.update(p.bytes, p.contentBytes);
   return withImage(ctx, image, { manifestFile: prepared.manifestFile }, async (img) => {
     const configuration = validateConfiguration(img.manifest, prepared.input.value, {
       where: prepared.input.where,
@@ -140,9 +149,18 @@ export async function withBuildImage<T>(
           onWarning: (m) => warn(ctx, m),
         }),
       );
-    return fn(img, entries);
+    try {
+      const result = await fn(img, entries, onProgress);
+      progress.done();
+      return result;
+    } catch (err) {
+      progress.done({ clear: true });
+      throw err;
+    }
   });
 }
+
+type BuildProgress = NonNullable<BuildDiskOptions['onProgress']>;
 
 /** An iterable whose source is made on first use: buildDisk reads the stream twice. */
 export async function* lazy(make: () => Promise<AsyncIterable<Entry>>): AsyncIterable<Entry> {
