@@ -2,7 +2,7 @@
  * A raw disk image as a sparse file: created empty and sized with ftruncate, so regions never written
  * are holes that read as zeros and take no space.
  */
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { CloudletsError } from '../errors.js';
 import type { BlockTarget } from './target.js';
 
@@ -52,11 +52,7 @@ export async function openRawTarget(path: string, size: number): Promise<RawTarg
         );
       }
       try {
-        let done = 0;
-        while (done < data.length) {
-          const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
-          done += bytesWritten;
-        }
+        await writeFully(fh, data, offset);
       } catch (cause) {
         throw fail(cause);
       }
@@ -72,4 +68,13 @@ export async function openRawTarget(path: string, size: number): Promise<RawTarg
       }
     },
   };
+}
+
+/** Writes all of `data` at `offset`: a positional write may take fewer bytes than asked. */
+export async function writeFully(fh: FileHandle, data: Uint8Array, offset: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
+    done += bytesWritten;
+  }
 }

@@ -1,6 +1,7 @@
 // Positional I/O on the container file, with the output path in every error. Container writers place
 // blocks at offsets they choose (allocation on first touch), so they need pwrite, not a stream.
 import { type FileHandle, open } from 'node:fs/promises';
+import { writeFully } from '../disk/raw-target.js';
 import { CloudletsError } from '../errors.js';
 
 export interface OutputFile {
@@ -40,11 +41,7 @@ export async function openOutputFile(path: string): Promise<OutputFile> {
     path,
     async write(offset, data) {
       try {
-        let done = 0;
-        while (done < data.length) {
-          const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
-          done += bytesWritten;
-        }
+        await writeFully(fh, data, offset);
       } catch (cause) {
         throw outputError(path, cause);
       }

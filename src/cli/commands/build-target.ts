@@ -3,25 +3,10 @@ import type { BootMode } from '../../build/index.js';
 import { parseSize } from '../../build/size.js';
 import { buildTarget, planTarget, type TargetName } from '../../targets/index.js';
 import { type CliContext, warn, writeJson } from '../context.js';
-import { prepareBuild, withBuildImage } from './build.js';
+import { type BuildOptions, prepareBuild, withBuildImage } from './build.js';
 
-export interface BuildTargetCliOptions {
-  target?: string;
-  xenMode?: string;
-  format: string;
-  subformat?: string;
-  output?: string;
-  config?: string;
-  size: string;
-  boot: string;
-  kernel?: string;
-  initrd?: string;
-  cmdline?: string;
-  force?: boolean;
-  reproducible?: boolean;
-  templateTimeout: string;
-  json?: boolean;
-}
+/** The flags of `cloudlets build`, as build.ts hands them over. */
+export type BuildTargetCliOptions = BuildOptions;
 
 export async function run(
   ctx: CliContext,

@@ -20,7 +20,7 @@ import { createProgress } from '../../util/progress.js';
 import { type CliContext, type GlobalOptions, warn, writeJson } from '../context.js';
 import { type JsonInput, parseTemplateTimeout, readJsonInput, withImage } from '../input.js';
 
-interface BuildOptions {
+export interface BuildOptions {
   format: string;
   target?: string;
   xenMode?: string;
