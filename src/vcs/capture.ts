@@ -8,6 +8,8 @@ export interface CaptureOptions {
   isVolatile: (imagePath: Buffer) => boolean;
   /** Record modification times too (off by default: they make every rebuild a change). */
   mtimes?: boolean;
+  /** Told each content path as soon as it is known (a VCS can start staging during the walk). */
+  onContent?: (imagePath: Buffer) => void;
 }
 
 export interface Capture {
@@ -75,7 +77,10 @@ export async function captureEntries(entries: AsyncIterable<Entry>, opts: Captur
     if (opts.mtimes) rec.mtimeNs = e.mtimeNs;
     records.push(rec);
     recorded.add(e.path.toString('latin1'));
-    if (type === 'file' || type === 'symlink') content.push(e.path);
+    if (type === 'file' || type === 'symlink') {
+      content.push(e.path);
+      opts.onContent?.(e.path);
+    }
   }
   return { records, content, volatile };
 }

@@ -2,18 +2,20 @@
 // as arguments; the index is written with plumbing so a commit costs a few processes, not one per file.
 import { copyFileSync, existsSync, lstatSync, mkdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough, type Readable } from 'node:stream';
 import { CloudletsError } from '../errors.js';
 import type { Capture } from './capture.js';
-import { fromRepoPath, needsEscape, toRepoPath } from './repo-path.js';
+import { ESCAPE_SUFFIX, fromRepoPath, needsEscape, toRepoPath } from './repo-path.js';
 import { type RunResult, runProgram } from './run.js';
 
 export interface GitOptions {
-  input?: Buffer | string;
+  input?: Buffer | string | Readable;
   okCodes?: number[];
   /** A throwaway index (status, diff) instead of `.git/index`. */
   indexFile?: string;
   inherit?: boolean;
   env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
 }
 
 /** Settings on every call: no hooks, no fsmonitor command, no line-ending or filter rewriting. */
@@ -54,6 +56,7 @@ export function git(dir: string, args: readonly string[], opts: GitOptions = {})
     input: opts.input,
     okCodes: opts.okCodes,
     inherit: opts.inherit,
+    signal: opts.signal,
     display: `git ${args.join(' ')}`,
   });
 }
@@ -61,8 +64,12 @@ export function git(dir: string, args: readonly string[], opts: GitOptions = {})
 /** Identity for commits: the user's git configuration, else the environment, else a fixed default. */
 async function identityEnv(dir: string): Promise<NodeJS.ProcessEnv> {
   const env: NodeJS.ProcessEnv = {};
-  const name = (await git(dir, ['config', 'user.name'], { okCodes: [0, 1] })).stdout.toString().trim();
-  const email = (await git(dir, ['config', 'user.email'], { okCodes: [0, 1] })).stdout.toString().trim();
+  const [name, email] = (
+    await Promise.all([
+      git(dir, ['config', 'user.name'], { okCodes: [0, 1] }),
+      git(dir, ['config', 'user.email'], { okCodes: [0, 1] }),
+    ])
+  ).map((r) => r.stdout.toString().trim());
   if (!name && !process.env.GIT_AUTHOR_NAME) env.GIT_AUTHOR_NAME = env.GIT_COMMITTER_NAME = 'cloudlets';
   if (!email && !process.env.GIT_AUTHOR_EMAIL)
     env.GIT_AUTHOR_EMAIL = env.GIT_COMMITTER_EMAIL = 'cloudlets@localhost';
@@ -143,21 +150,123 @@ export async function gitStage(
   opts: { indexFile?: string } = {},
 ): Promise<void> {
   const o = { indexFile: opts.indexFile };
-  const plain: Buffer[] = [];
-  const escaped: Buffer[] = [];
-  for (const p of cap.content) (needsEscape(p, '.git') ? escaped : plain).push(p);
-  const want = new Set(cap.content.map((p) => toRepoPath(p, '.git').toString('latin1')));
-  want.add('.cloudlet/metadata');
   const current = splitNul((await git(dir, ['ls-files', '-z', '--cached'], o)).stdout);
-  const gone = current.filter((p) => !want.has(p.toString('latin1')));
+  const gone = goneFromIndex(current, cap);
   if (gone.length > 0)
     await git(dir, ['update-index', '--force-remove', '-z', '--stdin'], { ...o, input: nulList(gone) });
-  const byPath = plain.map((p) => p.subarray(1));
+  const byPath = cap.content.filter((p) => !needsEscape(p, '.git')).map((p) => p.subarray(1));
   if (metadataText === undefined) byPath.push(Buffer.from('.cloudlet/metadata'));
   if (byPath.length > 0) {
     await git(dir, ['update-index', '--add', '--replace', '-z', '--stdin'], { ...o, input: nulList(byPath) });
   }
-  // Blobs git will not take by path (under a nested .git) and the metadata text, placed by hash.
+  await stageByHash(dir, cap, metadataText, o);
+}
+
+/** Index entries (repository paths) the capture no longer holds. */
+function goneFromIndex(current: Buffer[], cap: Capture): Buffer[] {
+  const want = new Set(
+    cap.content.map((p) =>
+      (needsEscape(p, '.git') ? toRepoPath(p, '.git') : p.subarray(1)).toString('latin1'),
+    ),
+  );
+  want.add('.cloudlet/metadata');
+  return current.filter((p) => !want.has(p.toString('latin1')));
+}
+
+export interface StreamingStage {
+  /** One captured content path (image path), as the walk finds it. */
+  add(imagePath: Buffer): void;
+  /** After the walk and with the metadata file written: the rest of the staging; the index is then complete. */
+  finish(cap: Capture): Promise<void>;
+  /** The walk failed: stop update-index before it writes the index. */
+  abort(): void;
+}
+
+/**
+ * Stages into the real index while the tree is still being walked. Same result as `gitStage(dir, cap)`.
+ *
+ * 1. Refresh: the paths the index already tracks are re-staged at once (as `git add -u` would), so git
+ *    hashes the files that changed while the manifest loads and the walk runs. Only a head start: if it
+ *    fails (a tracked path became unreadable or special), the index is left as it was and pass 2 does it.
+ * 2. `update-index --stdin` takes each path the walk finds as it comes (unchanged ones cost an lstat).
+ * 3. Entries that are gone are removed (`--replace` already dropped any a new path displaced).
+ * Only one git process writes the index at a time: each waits for the one before.
+ */
+export function startGitStage(dir: string): StreamingStage {
+  const stop = new AbortController();
+  const listed = git(dir, ['ls-files', '-z', '--cached'], { signal: stop.signal }).then((r) =>
+    splitNul(r.stdout),
+  );
+  const refreshed = listed
+    .then(async (current) => {
+      // Nested repositories' escaped entries are not on disk under those names: placed by hash later.
+      const plain = current.filter((p) => !mayBeEscaped(p) || fromRepoPath(p, '.git').subarray(1).equals(p));
+      if (plain.length === 0 || stop.signal.aborted) return;
+      await git(dir, ['update-index', '--add', '--remove', '--replace', '-z', '--stdin'], {
+        input: nulList(plain),
+        signal: stop.signal,
+      });
+    })
+    .catch(() => {});
+  const feed = new PassThrough();
+  const updating = refreshed.then(() =>
+    git(dir, ['update-index', '--add', '--replace', '-z', '--stdin'], { input: feed, signal: stop.signal }),
+  );
+  // Until finish() awaits them, a failure must not surface as an unhandled rejection.
+  listed.catch(() => {});
+  updating.catch(() => {});
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  const flush = () => {
+    if (batch.length > 0) feed.write(Buffer.concat(batch));
+    batch = [];
+    batchBytes = 0;
+  };
+  const abort = () => {
+    stop.abort();
+    feed.destroy();
+  };
+  const NUL = Buffer.from([0]);
+  return {
+    add(p) {
+      if (needsEscape(p, '.git')) return; // placed by hash in finish()
+      batch.push(p.subarray(1), NUL);
+      batchBytes += p.length;
+      if (batchBytes >= 64 * 1024) flush();
+    },
+    abort,
+    async finish(cap) {
+      let current: Buffer[];
+      try {
+        current = await listed;
+      } catch (err) {
+        abort();
+        throw err;
+      }
+      batch.push(Buffer.from('.cloudlet/metadata'), NUL);
+      flush();
+      feed.end();
+      await updating;
+      const gone = goneFromIndex(current, cap);
+      if (gone.length > 0)
+        await git(dir, ['update-index', '--force-remove', '-z', '--stdin'], { input: nulList(gone) });
+      await stageByHash(dir, cap, undefined, {});
+    },
+  };
+}
+
+/** Cheap test before `fromRepoPath`: only a name ending in the escape suffix can be escaped. */
+const mayBeEscaped = (repoPath: Buffer): boolean =>
+  repoPath.toString('latin1').toLowerCase().includes(ESCAPE_SUFFIX);
+
+/** Blobs git will not take by path (under a nested .git) and the metadata text, placed by hash. */
+async function stageByHash(
+  dir: string,
+  cap: Capture,
+  metadataText: string | undefined,
+  o: { indexFile?: string | undefined },
+): Promise<void> {
+  const escaped = cap.content.filter((p) => needsEscape(p, '.git'));
   const infoLines: Buffer[] = [];
   const files = escaped.filter((p) => !lstatSync(Buffer.concat([Buffer.from(dir), p])).isSymbolicLink());
   if (files.length > 0) {
@@ -233,10 +342,17 @@ export async function gitStagedChanges(
  * Commits the index with plumbing (write-tree, commit-tree, update-ref): no hooks, and no second pass over
  * the working tree, which `git commit` would make to refresh the index.
  */
-export async function gitCommit(dir: string, message: string): Promise<string> {
-  const env = await identityEnv(dir);
-  const tree = (await git(dir, ['write-tree'])).stdout.toString().trim();
-  const parent = await gitHead(dir);
+export async function gitCommit(
+  dir: string,
+  message: string,
+  /** What the caller already knows or has started: the parent (HEAD) and `gitWriteTree`. */
+  known: { parent: string | undefined; tree: Promise<string> } | undefined = undefined,
+): Promise<string> {
+  const [env, tree, parent] = await Promise.all([
+    identityEnv(dir),
+    known ? known.tree : gitWriteTree(dir),
+    known ? known.parent : gitHead(dir),
+  ]);
   const args = ['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-F', '-'];
   const commit = (
     await git(dir, args, { input: message.endsWith('\n') ? message : `${message}\n`, env })
@@ -244,6 +360,7 @@ export async function gitCommit(dir: string, message: string): Promise<string> {
     .toString()
     .trim();
   const subject = message.split('\n')[0] ?? '';
+  // With the old value given, update-ref refuses if HEAD moved meanwhile.
   await git(dir, [
     'update-ref',
     '-m',
@@ -253,6 +370,11 @@ export async function gitCommit(dir: string, message: string): Promise<string> {
     ...(parent ? [parent] : []),
   ]);
   return commit;
+}
+
+/** Writes the index's tree objects; returns the root tree. */
+export async function gitWriteTree(dir: string): Promise<string> {
+  return (await git(dir, ['write-tree'])).stdout.toString().trim();
 }
 
 export interface LogEntry {

@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import {
   diffMetadata,
+  diffMetadataText,
   escapeBytes,
   formatMetadata,
+  formatMetadataLines,
   type MetaRecord,
   mergeMetadata,
   parseMetadata,
@@ -126,5 +128,60 @@ describe('metadata file', () => {
     );
     const clash = mergeMetadata(base, [rec('/a', { mode: 0o600 })], [rec('/a', { mode: 0o700 })]);
     expect(clash.conflicts.map(String)).toEqual(['/a']);
+  });
+});
+
+describe('comparing without parsing what is unchanged', () => {
+  const before = [
+    rec('/', { type: 'dir', mode: 0o755 }),
+    rec('/a', { mode: 0o600 }),
+    rec('/b', { xattrs: new Map([['user.x', Buffer.from('1')]]) }),
+    rec('/gone', { type: 'fifo' }),
+    rec('/same'),
+  ];
+  const after = [
+    rec('/', { type: 'dir', mode: 0o755 }),
+    rec('/a', { mode: 0o644, uid: 5 }),
+    rec('/b'),
+    rec('/new', { type: 'dir' }),
+    rec('/same'),
+  ];
+
+  it('says what diffMetadata says', () => {
+    const text = formatMetadata(before);
+    const lines = formatMetadataLines(after);
+    expect(lines.text).toBe(formatMetadata(after));
+    expect(diffMetadataText(text, 'm', lines.sorted, lines.lines)).toEqual(diffMetadata(before, after));
+    // A hand-written line (not in canonical form) is parsed and compared like any other.
+    const hand = text.replace('/same file 0:0 0644', '/s\\x61me file 0:0 644');
+    expect(diffMetadataText(hand, 'm', lines.sorted, lines.lines)).toEqual(diffMetadata(before, after));
+  });
+
+  it('still refuses a bad file: conflict markers, duplicates (with their line numbers)', () => {
+    const lines = formatMetadataLines(after);
+    const text = formatMetadata(before);
+    expect(() => diffMetadataText(`${text}<<<<<<< ours\n`, 'm', lines.sorted, lines.lines)).toThrow(
+      /conflict markers/,
+    );
+    const dup = `${text}/s\\x61me file 0:0 0644\n`;
+    expect(() => diffMetadataText(dup, 'm', lines.sorted, lines.lines)).toThrow(
+      expect.objectContaining({ where: 'm:7' }),
+    );
+    expect(() => parseMetadata(dup, 'm')).toThrow(expect.objectContaining({ where: 'm:7' }));
+  });
+
+  it('reuses the records of identical lines and still checks duplicates', () => {
+    const byLine = new Map<string, MetaRecord>();
+    const old = parseMetadata(formatMetadata(before), 'm', { byLine });
+    const reused = new Set<MetaRecord>();
+    const now = parseMetadata(formatMetadata(after), 'm', { reuse: byLine, reused });
+    expect(now).toEqual(parseMetadata(formatMetadata(after), 'm'));
+    expect([...reused].map((r) => r.path.toString()).sort()).toEqual(['/', '/same']);
+    expect(now.find((r) => r.path.toString() === '/same')).toBe(
+      old.find((r) => r.path.toString() === '/same'),
+    );
+    expect(() =>
+      parseMetadata(`${formatMetadata(after)}/same file 0:0 0644\n`, 'm', { reuse: byLine }),
+    ).toThrow(/twice/);
   });
 });

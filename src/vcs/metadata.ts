@@ -154,10 +154,20 @@ export function formatRecord(r: MetaRecord): string {
 
 /** The whole file: header, then records sorted by the bytes of their paths. */
 export function formatMetadata(records: readonly MetaRecord[]): string {
+  return formatMetadataLines(records).text;
+}
+
+/** `formatMetadata`, with the sorted records and the line of each (same index). */
+export function formatMetadataLines(records: readonly MetaRecord[]): {
+  text: string;
+  sorted: MetaRecord[];
+  lines: string[];
+} {
   const sorted = [...records].sort((a, b) => Buffer.compare(a.path, b.path));
-  let out = `${METADATA_HEADER}\n`;
-  for (const r of sorted) out += `${formatRecord(r)}\n`;
-  return out;
+  const lines = sorted.map(formatRecord);
+  let text = `${METADATA_HEADER}\n`;
+  for (const l of lines) text += `${l}\n`;
+  return { text, sorted, lines };
 }
 
 function parseRecord(line: string): MetaRecord {
@@ -206,32 +216,56 @@ function parseRecord(line: string): MetaRecord {
   return rec;
 }
 
+export interface ParseMetadataOptions {
+  /**
+   * Records parsed before, by their exact line (another revision's file): an identical line is the
+   * same record, so it is taken as is instead of parsed again. The records are shared, not copied.
+   */
+  reuse?: ReadonlyMap<string, MetaRecord>;
+  /** Filled with each record by its exact line, to pass as `reuse` later. */
+  byLine?: Map<string, MetaRecord>;
+  /** Filled with the records taken from `reuse`. */
+  reused?: Set<MetaRecord>;
+}
+
 /**
  * Parses a metadata file. `where` names it in errors (`.cloudlet/metadata at abc123`). Merge conflict
  * markers, unknown fields and duplicate paths are errors, never guessed around.
  */
-export function parseMetadata(text: string, where = METADATA_PATH): MetaRecord[] {
+export function parseMetadata(
+  text: string,
+  where = METADATA_PATH,
+  opts: ParseMetadataOptions = {},
+): MetaRecord[] {
   const lines = text.split('\n');
   const out: MetaRecord[] = [];
   const seen = new Set<string>();
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (line === '' || line.startsWith('#')) continue;
-    const at = `${where}:${i + 1}`;
-    if (/^(<<<<<<<|=======|>>>>>>>|\|\|\|\|\|\|\|)/.test(line)) {
+    // Every valid line starts with `/`; anything else is checked for conflict markers first.
+    if (line.charCodeAt(0) !== 0x2f && /^(<<<<<<<|=======|>>>>>>>|\|\|\|\|\|\|\|)/.test(line)) {
       throw new CloudletsError('ESOURCE', 'merge conflict markers in the metadata file', {
-        where: at,
+        where: `${where}:${i + 1}`,
         hint: 'keep one line per path, then commit again',
       });
     }
-    let rec: MetaRecord;
-    try {
-      rec = parseRecord(line);
-    } catch (err) {
-      throw new CloudletsError('ESOURCE', `invalid metadata line: ${(err as Error).message}`, { where: at });
+    let rec = opts.reuse?.get(line);
+    if (rec) {
+      opts.reused?.add(rec);
+    } else {
+      try {
+        rec = parseRecord(line);
+      } catch (err) {
+        throw new CloudletsError('ESOURCE', `invalid metadata line: ${(err as Error).message}`, {
+          where: `${where}:${i + 1}`,
+        });
+      }
     }
+    opts.byLine?.set(line, rec);
     const key = rec.path.toString('latin1');
-    if (seen.has(key)) throw new CloudletsError('ESOURCE', 'the same path appears twice', { where: at });
+    if (seen.has(key))
+      throw new CloudletsError('ESOURCE', 'the same path appears twice', { where: `${where}:${i + 1}` });
     seen.add(key);
     out.push(rec);
   }
@@ -348,4 +382,47 @@ export function mergeMetadata(
   records.sort((x, y) => Buffer.compare(x.path, y.path));
   conflicts.sort(Buffer.compare);
   return { records, conflicts };
+}
+
+/**
+ * `diffMetadata(parseMetadata(beforeText, where), after)` without parsing what did not change: a line
+ * the new file holds too is the same record on both sides, so it cannot differ. `after` and `afterLines`
+ * come from `formatMetadataLines`. A bad `beforeText` fails as `parseMetadata` fails (line numbers kept).
+ */
+export function diffMetadataText(
+  beforeText: string,
+  where: string,
+  after: readonly MetaRecord[],
+  afterLines: readonly string[],
+): MetadataChange[] {
+  const next = new Set(afterLines);
+  const lines = beforeText.split('\n');
+  const keptKeys = new Set<string>();
+  const kept = new Set<string>();
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (l === '' || l.startsWith('#') || !next.has(l) || kept.has(l)) continue;
+    kept.add(l);
+    keptKeys.add(l.slice(0, l.indexOf(' ')));
+    lines[i] = ''; // blank lines are skipped, so the numbers in errors stay right
+  }
+  const before = parseMetadata(lines.join('\n'), where);
+  // What parseMetadata would have said of the whole file: every path once.
+  for (const r of before) {
+    if (keptKeys.has(escapeBytes(r.path))) {
+      const at = lines.findIndex((l) => {
+        if (l === '' || l.startsWith('#')) return false;
+        try {
+          return unescapeBytes(l.slice(0, l.indexOf(' '))).equals(r.path);
+        } catch {
+          return false;
+        }
+      });
+      throw new CloudletsError('ESOURCE', 'the same path appears twice', { where: `${where}:${at + 1}` });
+    }
+  }
+  return diffMetadata(
+    before,
+    after.filter((_, i) => !kept.has(afterLines[i]!)),
+  );
 }

@@ -12,15 +12,16 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CloudletsError } from '../errors.js';
-import { loadManifest } from '../manifest/index.js';
-import { classify } from '../stream/filters/select.js';
 import { openDirectorySource } from '../stream/sources/dir.js';
+import { readTreeXattrs, type TreeXattrs } from '../stream/sources/xattrs.js';
 import { type Capture, captureSource, isRepositoryPath } from './capture.js';
 import * as G from './git.js';
 import * as H from './hg.js';
 import {
   diffMetadata,
+  diffMetadataText,
   formatMetadata,
+  formatMetadataLines,
   showPath as formatPath,
   type MetadataChange,
   type MetaRecord,
@@ -29,8 +30,8 @@ import {
 } from './metadata.js';
 import { escapedDirs, fromRepoPath, partlyEscaped, type Reserved } from './repo-path.js';
 import {
+  assertImagePath,
   assertRealParents,
-  checkImagePath,
   type RestoreResult,
   removeStale,
   restoreMetadata,
@@ -68,21 +69,67 @@ const reservedOf = (kind: VcsKind): Reserved => (kind === 'git' ? '.git' : '.hg'
 
 async function volatileTest(dir: string, opts: ImageVcsOptions): Promise<(p: Buffer) => boolean> {
   if (opts.manifestFile === undefined && !existsSync(join(dir, '.cloudlet', 'manifest'))) return () => false;
+  // Loaded only here: the manifest validator is a large module that checkout and log never need.
+  const [{ loadManifest }, { classify }] = await Promise.all([
+    import('../manifest/index.js'),
+    import('../stream/filters/select.js'),
+  ]);
   const source = openDirectorySource(dir, { xattrs: false, prune: isRepositoryPath });
   const loaded = await loadManifest(source, opts.manifestFile ? { manifestFile: opts.manifestFile } : {});
   const kindOf = classify(loaded.manifest, { where: loaded.where });
   return (p) => kindOf(p) === 'volatile';
 }
 
-async function captureImage(dir: string, opts: ImageVcsOptions & { mtimes?: boolean }): Promise<Capture> {
+interface CaptureImageOptions extends ImageVcsOptions {
+  mtimes?: boolean;
+  onContent?: (imagePath: Buffer) => void;
+  /** Extended attributes already being read (started early, beside other work). */
+  xattrs?: Promise<TreeXattrs>;
+}
+
+/** Extended attributes of the image, without walking the repository (`/.git`, `/.hg`). */
+const readImageXattrs = (dir: string): Promise<TreeXattrs> =>
+  readTreeXattrs(dir, { prune: isRepositoryPath });
+
+async function captureImage(dir: string, opts: CaptureImageOptions): Promise<Capture> {
+  const xattrs = opts.xattrs ?? readImageXattrs(dir);
+  // If the walk fails first, the getfattr failure must not surface as an unhandled rejection.
+  xattrs.catch(() => {});
   const isVolatile = await volatileTest(dir, opts);
-  const source = openDirectorySource(dir, { prune: isRepositoryPath });
+  const source = openDirectorySource(dir, { prune: isRepositoryPath, xattrs: false });
+  let cap: Capture;
   try {
-    return await captureSource(source, { isVolatile, mtimes: opts.mtimes });
+    cap = await captureSource(source, { isVolatile, mtimes: opts.mtimes, onContent: opts.onContent });
   } finally {
     await source.close?.();
   }
+  const tree = await xattrs;
+  if (tree.size > 0) {
+    for (const r of cap.records) {
+      const found = tree.get(r.path.toString('latin1'));
+      if (found) r.xattrs = new Map(found);
+    }
+  }
+  return cap;
 }
+
+/** The metadata file's text at a revision ('' when there is none). */
+async function readMetadataTextAt(kind: VcsKind, dir: string, rev: string | undefined): Promise<string> {
+  if (!rev) return '';
+  const bytes =
+    kind === 'git'
+      ? await G.gitReadAt(dir, rev, METADATA_REPO_PATH)
+      : await H.hgReadAt(dir, rev, METADATA_REPO_PATH);
+  return bytes ? bytes.toString('utf8') : '';
+}
+
+const whereAt = (rev: string | undefined) => `${METADATA_REPO_PATH} at ${rev?.slice(0, 12)}`;
+
+/**
+ * Whether a metadata file records modification times. Exact without parsing: a field starts after a
+ * space, and paths, names and base64 values never hold a raw space.
+ */
+const hasMtimes = (text: string): boolean => /^[^#\n][^\n]* mtime=/m.test(text);
 
 async function readMetadataAt(kind: VcsKind, dir: string, rev: string | undefined): Promise<MetaRecord[]> {
   if (!rev) return [];
@@ -147,24 +194,54 @@ export async function commitImage(dir: string, opts: CommitOptions): Promise<Com
   } else if (opts.vcs && opts.vcs !== kind) {
     throw new CloudletsError('EUSAGE', `is versioned with ${kind}, not ${opts.vcs}`, { where: dir });
   }
-  const rev = await head(kind, dir);
-  const before = await readMetadataAt(kind, dir, rev);
   mkdirSync(join(dir, '.cloudlet'), { recursive: true, mode: 0o755 });
-  const cap = await captureImage(dir, {
-    ...opts,
-    mtimes: opts.mtimes ?? before.some((r) => r.mtimeNs !== undefined),
-  });
-  const text = formatMetadata(cap.records);
-  writeFileSync(join(dir, METADATA_REPO_PATH), text);
+  // getfattr starts first: it walks the tree beside our own walk.
+  const xattrs = readImageXattrs(dir);
+  xattrs.catch(() => {});
+  const rev = await head(kind, dir);
+  const beforeText = await readMetadataTextAt(kind, dir, rev);
+  const mtimes = opts.mtimes ?? hasMtimes(beforeText);
   const hasChanges = (c: G.ContentChanges) =>
     c.added.length + c.modified.length + c.deleted.length > 0 || c.metadataChanged === true || !rev;
+  let cap: Capture;
+  let metadata: MetadataChange[];
+  const diffWith = (lines: { sorted: MetaRecord[]; lines: string[] }) =>
+    metadataOnly(
+      diffMetadataText(
+        beforeText,
+        `${METADATA_REPO_PATH} at ${rev?.slice(0, 12)}`,
+        lines.sorted,
+        lines.lines,
+      ),
+    );
   let changes: G.ContentChanges;
   let newRev: string | undefined;
   if (kind === 'git') {
-    await G.gitStage(dir, cap, undefined);
+    // git hashes changed files while the walk goes on.
+    const stage = G.startGitStage(dir);
+    try {
+      cap = await captureImage(dir, { ...opts, mtimes, xattrs, onContent: (p) => stage.add(p) });
+    } catch (err) {
+      stage.abort();
+      throw err;
+    }
+    const formatted = formatMetadataLines(cap.records);
+    writeFileSync(join(dir, METADATA_REPO_PATH), formatted.text);
+    const staged = stage.finish(cap);
+    staged.catch(() => {});
+    // Compared while git finishes staging.
+    metadata = diffWith(formatted);
+    await staged;
+    const tree = G.gitWriteTree(dir);
+    tree.catch(() => {});
     changes = await G.gitStagedChanges(dir, rev);
-    if (hasChanges(changes)) newRev = await G.gitCommit(dir, opts.message);
+    if (hasChanges(changes)) newRev = await G.gitCommit(dir, opts.message, { parent: rev, tree });
+    else await tree;
   } else {
+    cap = await captureImage(dir, { ...opts, mtimes, xattrs });
+    const formatted = formatMetadataLines(cap.records);
+    writeFileSync(join(dir, METADATA_REPO_PATH), formatted.text);
+    metadata = diffWith(formatted);
     // Mercurial reads from disk: nested .hg directories wear their escaped names while it does.
     renameNested(dir, cap.records, '.hg', true);
     try {
@@ -174,7 +251,6 @@ export async function commitImage(dir: string, opts: CommitOptions): Promise<Com
       renameNested(dir, cap.records, '.hg', false);
     }
   }
-  const metadata = metadataOnly(diffMetadata(before, cap.records));
   const any = newRev !== undefined;
   return {
     vcs: kind,
@@ -344,11 +420,22 @@ function exists(p: Buffer): boolean {
   }
 }
 
-function validateAll(dir: string, records: readonly MetaRecord[]): void {
+function validateAll(dir: string, records: readonly MetaRecord[], checked?: ReadonlySet<MetaRecord>): void {
+  const where = join(dir, METADATA_REPO_PATH);
   for (const r of records) {
-    checkImagePath(r.path, join(dir, METADATA_REPO_PATH));
-    if (r.link) checkImagePath(r.link, join(dir, METADATA_REPO_PATH));
+    if (checked?.has(r)) continue;
+    assertImagePath(r.path, where);
+    if (r.link) assertImagePath(r.link, where);
   }
+}
+
+/** What a checkout can learn about its target before the VCS switches (read while it switches). */
+interface Prepared {
+  rev: string;
+  /** The target's metadata, parsed and validated. */
+  after: MetaRecord[];
+  /** Content paths that differ between the old and the target revision. */
+  changed: Set<string> | undefined;
 }
 
 /** After the VCS updated the tree from `before` to the current revision: nested repos, stale nodes, metadata. */
@@ -358,18 +445,20 @@ async function settle(
   before: MetaRecord[],
   oldRev: string | undefined,
   opts: RestoreOptions,
+  prepared?: Prepared,
 ): Promise<{ rev: string; restore: RestoreResult }> {
   const rev = (await head(kind, dir))!;
-  const after = await readMetadataAt(kind, dir, rev);
-  validateAll(dir, after);
+  // Prepared for another revision (the name moved meanwhile): read again.
+  const ready = prepared?.rev === rev ? prepared : undefined;
+  const after = ready ? ready.after : await readMetadataAt(kind, dir, rev);
+  if (!ready) validateAll(dir, after);
   renameNested(dir, after, reservedOf(kind), false);
   removeStale(dir, before, after);
   let only: ((r: MetaRecord) => boolean) | undefined;
   if (oldRev) {
     // Only what the switch touched: changed metadata, content the VCS rewrote, and what it may have
     // made or removed (directories, special files). Files it left alone keep their state.
-    const changed =
-      kind === 'git' ? await G.gitChangedPaths(dir, oldRev, rev) : await H.hgChangedPaths(dir, oldRev, rev);
+    const changed = ready?.changed ?? (await changedPaths(kind, dir, oldRev, rev));
     const old = new Map(before.map((r) => [r.path.toString('latin1'), r]));
     only = (r) => {
       const key = r.path.toString('latin1');
@@ -382,6 +471,9 @@ async function settle(
   const restore = await restoreMetadata(dir, after, { trust: opts.trust, previous: before, only });
   return { rev, restore };
 }
+
+const changedPaths = (kind: VcsKind, dir: string, from: string, to: string): Promise<Set<string>> =>
+  kind === 'git' ? G.gitChangedPaths(dir, from, to) : H.hgChangedPaths(dir, from, to);
 
 /** Runs a VCS operation that rewrites the tree with nested repositories under their escaped names. */
 async function withNestedEscaped<T>(
@@ -407,14 +499,37 @@ export async function checkoutImage(
 ): Promise<CheckoutResult> {
   dir = resolve(dir);
   const kind = requireVcs(dir);
-  const oldRev = await head(kind, dir);
-  const before = await readMetadataAt(kind, dir, oldRev);
-  const target = kind === 'git' ? await G.gitResolve(dir, rev) : await H.hgResolve(dir, rev);
+  const [oldRev, target] = await Promise.all([
+    head(kind, dir),
+    kind === 'git' ? G.gitResolve(dir, rev) : H.hgResolve(dir, rev),
+  ]);
+  // Everything about the target is read up front; its metadata is parsed while the VCS switches.
+  const [beforeText, afterText, changed] = await Promise.all([
+    readMetadataTextAt(kind, dir, oldRev),
+    readMetadataTextAt(kind, dir, target),
+    oldRev ? changedPaths(kind, dir, oldRev, target) : undefined,
+  ]);
+  // Lines both revisions share are parsed (and checked, by withNestedEscaped) once.
+  const byLine = new Map<string, MetaRecord>();
+  const before = oldRev && beforeText ? parseMetadata(beforeText, whereAt(oldRev), { byLine }) : [];
+  let prepared: Prepared | undefined;
   await withNestedEscaped(kind, dir, before, async () => {
-    if (kind === 'git') await G.git(dir, ['checkout', '-q', rev === target ? target : rev, '--']);
-    else await H.hg(dir, ['update', '--check', '-r', target]);
+    const switching =
+      kind === 'git'
+        ? G.git(dir, ['checkout', '-q', rev === target ? target : rev, '--'])
+        : H.hg(dir, ['update', '--check', '-r', target]);
+    switching.catch(() => {});
+    try {
+      const reused = new Set<MetaRecord>();
+      const after = afterText ? parseMetadata(afterText, whereAt(target), { reuse: byLine, reused }) : [];
+      validateAll(dir, after, reused);
+      prepared = { rev: target, after, changed };
+    } catch {
+      // Not prepared: settle reads it again and reports the problem, after the switch, as before.
+    }
+    await switching;
   });
-  const done = await settle(kind, dir, before, oldRev, opts);
+  const done = await settle(kind, dir, before, oldRev, opts, prepared);
   return { vcs: kind, ...done };
 }
 

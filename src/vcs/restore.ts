@@ -57,6 +57,20 @@ const SLASH = 0x2f;
 
 /** Splits an image path into components, refusing anything that could leave the image or enter the repository. */
 export function checkImagePath(p: Buffer, where: string): Buffer[] {
+  assertImagePath(p, where);
+  const parts: Buffer[] = [];
+  let start = 1;
+  for (let i = 1; i <= p.length && p.length > 1; i++) {
+    if (i === p.length || p[i] === SLASH) {
+      parts.push(p.subarray(start, i));
+      start = i + 1;
+    }
+  }
+  return parts;
+}
+
+/** `checkImagePath` without the split: byte checks only, as it runs for every line of a metadata file. */
+export function assertImagePath(p: Buffer, where: string): void {
   const bad = (why: string) =>
     new CloudletsError('EPATH', `unsafe path ${JSON.stringify(showPath(p))} in the metadata file: ${why}`, {
       where,
@@ -64,21 +78,35 @@ export function checkImagePath(p: Buffer, where: string): Buffer[] {
     });
   if (p.length === 0 || p[0] !== SLASH) throw bad('not absolute within the image (must start with /)');
   if (p.includes(0)) throw bad('contains a NUL byte');
-  if (p.length === 1) return [];
-  const parts: Buffer[] = [];
+  if (p.length === 1) return;
   let start = 1;
+  let firstEnd = -1;
   for (let i = 1; i <= p.length; i++) {
     if (i === p.length || p[i] === SLASH) {
-      const c = p.subarray(start, i);
-      const s = c.toString('latin1');
-      if (s === '' || s === '.' || s === '..') throw bad(`has a "${s === '' ? '//' : s}" component`);
-      parts.push(c);
+      const n = i - start;
+      if (n === 0) throw bad('has a "//" component');
+      if (p[start] === DOT && (n === 1 || (n === 2 && p[start + 1] === DOT)))
+        throw bad(`has a "${n === 1 ? '.' : '..'}" component`);
+      if (firstEnd < 0) firstEnd = i;
       start = i + 1;
     }
   }
-  const first = parts[0]!.toString('latin1').toLowerCase();
-  if (first === '.git' || first === '.hg') throw bad('points into the repository itself');
-  return parts;
+  const first = p.subarray(1, firstEnd);
+  if (isReservedName(first, GIT) || isReservedName(first, HG)) throw bad('points into the repository itself');
+}
+
+const DOT = 0x2e;
+const GIT = Buffer.from('.git');
+const HG = Buffer.from('.hg');
+
+/** `name` equals `reserved` (lower-case ASCII) without regard to ASCII case. */
+function isReservedName(name: Buffer, reserved: Buffer): boolean {
+  if (name.length !== reserved.length) return false;
+  for (let i = 0; i < name.length; i++) {
+    const b = name[i]!;
+    if ((b >= 0x41 && b <= 0x5a ? b | 0x20 : b) !== reserved[i]) return false;
+  }
+  return true;
 }
 
 /** Remembers directories verified to be real directories (not symlinks) inside the image. */
@@ -217,9 +245,9 @@ export async function restoreMetadata(
   const privileged = isRoot && opts.trust === true;
   const byPath = new Map<string, MetaRecord>();
   for (const r of records) {
-    checkImagePath(r.path, where);
+    assertImagePath(r.path, where);
     if (r.type === 'hardlink') {
-      checkImagePath(r.link!, where);
+      assertImagePath(r.link!, where);
       const target = byPath.get(r.link!.toString('latin1'));
       if (target?.type !== 'file') {
         throw new CloudletsError(
@@ -475,7 +503,7 @@ export function removeStale(dir: string, before: readonly MetaRecord[], after: r
     .sort((a, b) => Buffer.compare(b.path, a.path));
   for (const r of stale) {
     try {
-      checkImagePath(r.path, where);
+      assertImagePath(r.path, where);
       if (r.path.length === 1) continue;
       safe.checkParents(r.path, where);
     } catch {

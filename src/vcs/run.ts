@@ -1,12 +1,13 @@
 // Runs an external program with an argument array (no shell), collecting its output as bytes.
 import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { CloudletsError } from '../errors.js';
 
 export interface RunOptions {
   cwd: string;
   env?: NodeJS.ProcessEnv;
-  /** Bytes for standard input; standard input is closed when absent. */
-  input?: Buffer | string;
+  /** Bytes for standard input, or a stream piped to it as it comes; standard input is closed when absent. */
+  input?: Buffer | string | Readable;
   /** Exit codes that are not failures (default `[0]`). */
   okCodes?: number[];
   /** Pass output straight through to this process's terminal (passthrough commands). */
@@ -70,8 +71,9 @@ export function runProgram(cmd: string, args: readonly string[], opts: RunOption
       resolve({ code: rc, stdout: Buffer.concat(out), stderr });
     });
     if (child.stdin) {
-      if (opts.input !== undefined) child.stdin.end(opts.input);
-      else child.stdin.end();
+      if (opts.input === undefined) child.stdin.end();
+      else if (typeof opts.input === 'string' || Buffer.isBuffer(opts.input)) child.stdin.end(opts.input);
+      else opts.input.pipe(child.stdin);
     }
   });
 }

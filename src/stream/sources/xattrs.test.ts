@@ -1,4 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -36,6 +37,38 @@ describe('getfattr output', () => {
         code: 'ESOURCE',
         hint: 'apt-get install attr',
       });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('leaves pruned top-level trees out and still reads the root, files and the rest', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloudlets-xattr-'));
+    try {
+      mkdirSync(join(dir, '.git/objects'), { recursive: true });
+      mkdirSync(join(dir, 'etc/deep'), { recursive: true });
+      writeFileSync(join(dir, '.git/objects/x'), '');
+      writeFileSync(join(dir, 'etc/deep/f'), '');
+      writeFileSync(join(dir, 'top'), '');
+      symlinkSync('top', join(dir, 'link'));
+      const set = (rel: string, name: string) =>
+        spawnSync('setfattr', ['-n', name, '-v', '1', rel], { cwd: dir }).status === 0;
+      if (
+        ![
+          set('.', 'user.r'),
+          set('.git/objects/x', 'user.g'),
+          set('etc/deep/f', 'user.f'),
+          set('top', 'user.t'),
+        ].every(Boolean)
+      ) {
+        console.log('skipped: this file system takes no user.* extended attributes');
+        return;
+      }
+      const prune = (p: Buffer) => p.toString() === '/.git';
+      const map = await readTreeXattrs(dir, { prune });
+      expect([...map.keys()].sort()).toEqual(['/', '/etc/deep/f', '/top']);
+      const all = await readTreeXattrs(dir);
+      expect([...all.keys()].sort()).toEqual(['/', '/.git/objects/x', '/etc/deep/f', '/top']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -6,7 +6,10 @@
  * `# file:` lines escape `\n`, `\r`, `=` (in attribute names) and `\` as `\ooo` octal and leave every
  * other byte raw; values are `0s<base64>` with `-e base64`.
  */
+
+import { isUtf8 } from 'node:buffer';
 import { spawn } from 'node:child_process';
+import { lstatSync, readdirSync } from 'node:fs';
 import { CloudletsError } from '../../errors.js';
 
 /** Image path bytes (as latin1, a lossless key) → attribute name → raw value. */
@@ -20,7 +23,15 @@ export interface ReadTreeXattrsOptions {
   /** The program; default `getfattr` from PATH. */
   command?: string;
   signal?: AbortSignal;
+  /**
+   * Top-level entries to leave out (called with the image path, `/.git`); their subtrees are not walked.
+   * Only the root's own children are asked: deeper entries are always read.
+   */
+  prune?: (imagePath: Buffer) => boolean;
 }
+
+/** Above this many top-level names, one plain recursive run is used (argument list limits). */
+const MAX_ARGS = 2000;
 
 /** Turns getfattr's `\ooo` escapes back into bytes. */
 export function unescapeGetfattr(text: Buffer): Buffer {
@@ -98,16 +109,74 @@ function decodeValue(raw: string): Buffer {
 /**
  * Every extended attribute of every file below `root` (not following symlinks), keyed by image path.
  * Fails with ESOURCE if getfattr is missing, fails, overruns its time or output bounds.
+ *
+ * With `prune`, the kept top-level names are passed to a recursive run and the root (and top-level
+ * symlinks) to a non-recursive one, so a pruned tree (a repository's `.git`) is never walked. Names
+ * that are not valid UTF-8 cannot be passed as arguments: then one run over `.` reads everything.
  */
-export function readTreeXattrs(root: string, opts: ReadTreeXattrsOptions = {}): Promise<TreeXattrs> {
+export async function readTreeXattrs(root: string, opts: ReadTreeXattrsOptions = {}): Promise<TreeXattrs> {
+  const split = opts.prune ? topLevelArgs(root, opts.prune) : undefined;
+  if (!split) return runGetfattr(root, ['-R', '.'], opts);
+  const runs = [runGetfattr(root, ['.', ...split.flat], opts)];
+  if (split.deep.length > 0) runs.push(runGetfattr(root, ['-R', ...split.deep], opts));
+  // Both must settle before returning: a failure of one must not leave the other unobserved.
+  const [flat, deep] = await Promise.all(runs);
+  if (deep) for (const [k, v] of deep) flat!.set(k, v);
+  return flat!;
+}
+
+/** `./name` arguments for the kept top-level entries, or undefined to fall back to one run over `.`. */
+function topLevelArgs(
+  root: string,
+  prune: (imagePath: Buffer) => boolean,
+): { flat: string[]; deep: string[] } | undefined {
+  let names: Buffer[];
+  try {
+    names = readdirSync(root, { encoding: 'buffer' });
+  } catch {
+    return undefined; // the plain run reports the problem
+  }
+  if (names.length > MAX_ARGS) return undefined;
+  const flat: string[] = [];
+  const deep: string[] = [];
+  for (const name of names) {
+    if (prune(Buffer.concat([Buffer.from('/'), name]))) continue;
+    if (!isUtf8(name)) return undefined;
+    const arg = `./${name.toString('utf8')}`;
+    let isDir = false;
+    try {
+      isDir = lstatSync(`${root}/${name.toString('utf8')}`).isDirectory();
+    } catch {
+      return undefined; // changed under us: let the plain run see it
+    }
+    // Only directories have anything below them; other entries are read without recursion.
+    (isDir ? deep : flat).push(arg);
+  }
+  return { flat, deep };
+}
+
+function runGetfattr(root: string, paths: string[], opts: ReadTreeXattrsOptions): Promise<TreeXattrs> {
   const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
   const maxOutput = opts.maxOutputBytes ?? 256 * 1024 * 1024;
   const command = opts.command ?? 'getfattr';
   const where = root;
   return new Promise((resolve, reject) => {
+    const recursive = paths[0] === '-R';
+    const rest = recursive ? paths.slice(1) : paths;
     const child = spawn(
       command,
-      ['-R', '-P', '-h', '-d', '-m', '-', '-e', 'base64', '--absolute-names', '.'],
+      [
+        ...(recursive ? ['-R'] : []),
+        '-P',
+        '-h',
+        '-d',
+        '-m',
+        '-',
+        '-e',
+        'base64',
+        '--absolute-names',
+        ...rest,
+      ],
       {
         cwd: root,
         stdio: ['ignore', 'pipe', 'pipe'],
