@@ -212,6 +212,8 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
         : readTreeXattrs(realRoot, {
             ...(opts.xattrTimeoutMs ? { timeoutMs: opts.xattrTimeoutMs } : {}),
             ...(opts.xattrMaxBytes ? { maxOutputBytes: opts.xattrMaxBytes } : {}),
+            // What the walk skips, getfattr skips too (a repository's .git is never read).
+            ...(opts.prune ? { prune: opts.prune } : {}),
             signal: stop.signal,
           });
     // If the walk fails first, the getfattr failure must not surface as an unhandled rejection.
