@@ -30,26 +30,15 @@ export async function run(
   });
   const prepared = await prepareBuild(ctx, opts, cmd);
 
-  await withBuildImage(ctx, image, prepared, async (img, entries, onProgress) => {
+  await withBuildImage(ctx, image, opts, prepared, async (common) => {
     const result = await buildTarget({
-      manifest: img.manifest,
-      source: img.source,
-      entries,
-      output: prepared.output,
-      force: opts.force ?? false,
+      ...common,
       target: opts.target as TargetName | undefined,
       format,
       subformat: opts.subformat,
       boot,
       xenMode: opts.xenMode,
       size,
-      kernel: opts.kernel,
-      initrd: opts.initrd,
-      cmdline: opts.cmdline,
-      reproducible: opts.reproducible ?? false,
-      sourceDateEpoch: prepared.sourceDateEpoch,
-      signal: ctx.signal,
-      onProgress,
       onWarning: (m) => warn(ctx, m),
     });
     if (opts.json) writeJson(ctx, result);

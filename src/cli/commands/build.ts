@@ -13,7 +13,6 @@ import {
   type VhdSubformat,
   type VmdkSubformat,
 } from '../../formats/index.js';
-import type { Image } from '../../image/index.js';
 import { exportEntries } from '../../pipeline/export.js';
 import type { Entry } from '../../stream/entry.js';
 import { createProgress } from '../../util/progress.js';
@@ -57,24 +56,13 @@ export async function run(ctx: CliContext, image: string, opts: BuildOptions, cm
   const size = parseSize(opts.size);
   const prepared = await prepareBuild(ctx, opts, cmd);
 
-  await withBuildImage(ctx, image, prepared, async (img, entries, onProgress) => {
+  await withBuildImage(ctx, image, opts, prepared, async (common) => {
     const result = await buildDisk({
-      manifest: img.manifest,
-      source: img.source,
-      entries,
-      output: prepared.output,
-      force: opts.force ?? false,
+      ...common,
       format,
       subformat: opts.subformat as VmdkSubformat | VhdSubformat | undefined,
       size,
       boot: opts.boot as BootMode,
-      kernel: opts.kernel,
-      initrd: opts.initrd,
-      cmdline: opts.cmdline,
-      reproducible: opts.reproducible ?? false,
-      sourceDateEpoch: prepared.sourceDateEpoch,
-      signal: ctx.signal,
-      onProgress,
     });
     if (opts.json) writeJson(ctx, result);
     else {
@@ -123,11 +111,33 @@ export async function prepareBuild(
  * Opens the image, validates the configuration against it, and hands `fn` the export stream as a
  * function (a disk build reads it twice: once to size the disk, once to write it).
  */
+/** The options every disk build takes from the command line and the opened image. */
+export type CommonBuildOptions = Pick<
+  BuildDiskOptions,
+  | 'manifest'
+  | 'source'
+  | 'entries'
+  | 'output'
+  | 'force'
+  | 'kernel'
+  | 'initrd'
+  | 'cmdline'
+  | 'reproducible'
+  | 'sourceDateEpoch'
+  | 'signal'
+  | 'onProgress'
+>;
+
+/**
+ * Opens the image, validates the configuration against it, and hands `fn` the options every build
+ * shares, among them the export stream as a function (a disk build may read it twice).
+ */
 export async function withBuildImage<T>(
   ctx: CliContext,
   image: string,
+  opts: Pick<BuildOptions, 'force' | 'kernel' | 'initrd' | 'cmdline' | 'reproducible'>,
   prepared: PreparedBuild,
-  fn: (img: Image, entries: () => AsyncIterable<Entry>, onProgress: BuildProgress) => Promise<T>,
+  fn: (common: CommonBuildOptions) => Promise<T>,
 ): Promise<T> {
   // At a terminal: a bar of the bytes written against the size of the files going in.
   const progress = createProgress({
@@ -135,7 +145,6 @@ export async function withBuildImage<T>(
     enabled: ctx.interactive,
     label: basename(prepared.output),
   });
-  const onProgress: BuildProgress = (p) => progress.update(p.bytes, p.contentBytes);
   return withImage(ctx, image, { manifestFile: prepared.manifestFile }, async (img) => {
     const configuration = validateConfiguration(img.manifest, prepared.input.value, {
       where: prepared.input.where,
@@ -150,7 +159,20 @@ export async function withBuildImage<T>(
         }),
       );
     try {
-      const result = await fn(img, entries, onProgress);
+      const result = await fn({
+        manifest: img.manifest,
+        source: img.source,
+        entries,
+        output: prepared.output,
+        force: opts.force ?? false,
+        kernel: opts.kernel,
+        initrd: opts.initrd,
+        cmdline: opts.cmdline,
+        reproducible: opts.reproducible ?? false,
+        sourceDateEpoch: prepared.sourceDateEpoch,
+        signal: ctx.signal,
+        onProgress: (p) => progress.update(p.bytes, p.contentBytes),
+      });
       progress.done();
       return result;
     } catch (err) {
@@ -159,8 +181,6 @@ export async function withBuildImage<T>(
     }
   });
 }
-
-type BuildProgress = NonNullable<BuildDiskOptions['onProgress']>;
 
 /** An iterable whose source is made on first use: buildDisk reads the stream twice. */
 export async function* lazy(make: () => Promise<AsyncIterable<Entry>>): AsyncIterable<Entry> {
