@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { grubConfig } from '../boot/grub.js';
 import type { Entry } from '../stream/entry.js';
-import { injectEntries } from '../stream/filters/inject.js';
 import { MiB, planLayout } from './layout.js';
 import { withAtomicDisk } from './output.js';
 import { compareVersions, detectKernels, replayEntries, scanTree } from './scan.js';
@@ -43,29 +42,6 @@ describe('kernel detection', () => {
       version: '6.1.0-10-amd64',
     });
     expect(detectKernels(new Set(['/boot/grub']))).toEqual([]);
-  });
-});
-
-describe('injectEntries', () => {
-  const e = (p: string): Entry => ({
-    path: Buffer.from(p),
-    type: 'dir',
-    mode: 0o755,
-    uid: 0,
-    gid: 0,
-    mtimeNs: 0n,
-    size: 0,
-    xattrs: new Map(),
-  });
-  it('places new entries at their byte-order position', async () => {
-    const out: string[] = [];
-    for await (const x of injectEntries(
-      [e('/'), e('/bin'), e('/etc'), e('/etc/a'), e('/etc/g'), e('/usr')].values() as never,
-      [e('/etc/fstab')],
-    )) {
-      out.push(x.path.toString());
-    }
-    expect(out).toEqual(['/', '/bin', '/etc', '/etc/a', '/etc/fstab', '/etc/g', '/usr']);
   });
 });
 

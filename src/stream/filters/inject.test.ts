@@ -73,6 +73,22 @@ describe('injectEntries', () => {
     expect(out.some((e) => 'inheritMtime' in e)).toBe(false);
   });
 
+  it('places an added /etc/fstab between its neighbours, by bytes', async () => {
+    const source = ['/', '/bin', '/etc', '/etc/a', '/etc/g', '/usr'].map((p) => dir(p));
+    const out = await collect(
+      injectEntries(from(source), [fileEntry('/etc/fstab', Buffer.from(''), { mode: 0o644, mtimeNs: 0n })]),
+    );
+    expect(out.map((e) => e.path.toString())).toEqual([
+      '/',
+      '/bin',
+      '/etc',
+      '/etc/a',
+      '/etc/fstab',
+      '/etc/g',
+      '/usr',
+    ]);
+  });
+
   it('replaces an entry of the same path', async () => {
     const source = [dir('/'), { ...dir('/a'), type: 'file' as const, size: 3 }];
     const out = await collect(
