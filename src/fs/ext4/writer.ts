@@ -403,14 +403,7 @@ class Ext4Writer {
   async writeJournal(): Promise<void> {
     const l = this.layout;
     if (l.journalBlocks === 0) return;
-    const inode = this.inode(JOURNAL_INO);
-    writeInodeBase(inode, {
-      mode: S_IFREG | 0o600,
-      uid: 0,
-      gid: 0,
-      mtimeNs: BigInt(this.opts.timestampSec) * 1_000_000_000n,
-      flags: 0,
-    });
+    const inode = this.ownInode(JOURNAL_INO, S_IFREG | 0o600);
     setLinks(inode, 1);
     setInodeSize(inode, l.journalBlocks * BLOCK_SIZE);
     const extents: Extent[] = [];
@@ -490,14 +483,21 @@ class Ext4Writer {
     setLinks(inode, links > MAX_LINKS ? 1 : links);
   }
 
-  private rootFromDefaults(): OpenDir {
-    writeInodeBase(this.inode(ROOT_INO), {
-      mode: S_IFDIR | 0o755,
+  /** An inode the filesystem makes itself (root, lost+found, journal): root's, at the filesystem's time. */
+  private ownInode(ino: number, mode: number): Buffer {
+    const inode = this.inode(ino);
+    writeInodeBase(inode, {
+      mode,
       uid: 0,
       gid: 0,
       mtimeNs: BigInt(this.opts.timestampSec) * 1_000_000_000n,
       flags: 0,
     });
+    return inode;
+  }
+
+  private rootFromDefaults(): OpenDir {
+    this.ownInode(ROOT_INO, S_IFDIR | 0o755);
     this.usedDirs[0] = (this.usedDirs[0] as number) + 1;
     const root: OpenDir = {
       key: '/',
@@ -628,13 +628,7 @@ class Ext4Writer {
     if (this.stack.length === 0) this.rootFromDefaults();
     const root = await this.closeUntil('/');
     if (!this.lostFoundSeen) {
-      writeInodeBase(this.inode(LOST_FOUND_INO), {
-        mode: S_IFDIR | 0o700,
-        uid: 0,
-        gid: 0,
-        mtimeNs: BigInt(this.opts.timestampSec) * 1_000_000_000n,
-        flags: 0,
-      });
+      this.ownInode(LOST_FOUND_INO, S_IFDIR | 0o700);
       root.children.unshift({ name: Buffer.from('lost+found'), ino: LOST_FOUND_INO, fileType: FT_DIR });
       root.subdirs++;
       this.usedDirs[0] = (this.usedDirs[0] as number) + 1;
