@@ -29,11 +29,10 @@ import { restoreMetadata } from '../../src/vcs/restore.js';
 import { cli, isRoot, tempDir } from '../helpers.js';
 import {
   CAPABILITY,
+  expectCommitCloneRoundTrip,
   freePort,
   makeEveryKindTree,
   ownSnapshot,
-  sameFile,
-  systemSnapshot,
   waitForPort,
 } from './tree.js';
 
@@ -69,24 +68,11 @@ describe('git: every kind of metadata round-trips', () => {
   });
 
   it.skipIf(!isRoot)('commit (CLI) then clone --trust (CLI) gives the same tree bit for bit', async () => {
-    const c = cli(['commit', img, '-m', 'every kind'], { env: ENV });
-    expect(c.stderr).toBe('');
-    expect(c.code).toBe(0);
-    expect(c.stdout).toMatch(/created a git repository/);
-    const cl = cli(['clone', img, copy, '--trust'], { env: ENV });
-    expect(cl.stderr).toBe('');
-    expect(cl.code).toBe(0);
-
-    expect(await ownSnapshot(copy)).toBe(await ownSnapshot(img));
-    const a = systemSnapshot(img);
-    const b = systemSnapshot(copy);
-    expect(b.stat).toBe(a.stat);
-    expect(b.xattrs).toBe(a.xattrs);
+    const b = await expectCommitCloneRoundTrip(img, copy, { vcs: 'git', env: ENV });
     expect(b.xattrs).toContain('security.capability=0s');
     expect(b.stat).toContain('./usr/bin/ping|4755|0|0|0|0|regular file|1|');
     expect(b.stat).toContain('./dev/sda|660|0|6|8|0|block special file|1|0');
     expect(b.stat).toContain('./empty|700|1234|5678|');
-    expect(sameFile(join(copy, 'usr/bin/tool'), join(copy, 'usr/bin/tool-alias'))).toBe(true);
     expect(readFileSync(join(copy, 'etc/.git/HEAD'), 'utf8')).toBe('ref: refs/heads/master\n');
     expect(lstatSync(join(copy, 'run/sock')).isSocket()).toBe(true);
     // Volatile files were not committed, so not cloned.

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cloneImage, commitImage, imageLog, imageStatus, pullImage, pushImage } from '../../src/vcs/repo.js';
 import { cli, isRoot, tempDir } from '../helpers.js';
-import { freePort, makeEveryKindTree, ownSnapshot, sameFile, systemSnapshot, waitForPort } from './tree.js';
+import { expectCommitCloneRoundTrip, freePort, makeEveryKindTree, ownSnapshot, waitForPort } from './tree.js';
 
 const ENV = { HGUSER: 'Test <t@example.org>', HGRCPATH: '/dev/null' };
 Object.assign(process.env, ENV);
@@ -23,19 +23,7 @@ describe('hg: every kind of metadata round-trips', () => {
     const copy = join(tmp.path, 'copy');
     mkdirSync(img);
     await makeEveryKindTree(img, { root: isRoot, newlineNames: false });
-    const c = cli(['commit', img, '-m', 'every kind', '--vcs', 'hg'], { env: ENV });
-    expect(c.stderr).toBe('');
-    expect(c.code).toBe(0);
-    expect(c.stdout).toMatch(/created a hg repository/);
-    const cl = cli(['clone', img, copy, '--trust'], { env: ENV });
-    expect(cl.stderr).toBe('');
-    expect(cl.code).toBe(0);
-    expect(await ownSnapshot(copy)).toBe(await ownSnapshot(img));
-    const a = systemSnapshot(img);
-    const b = systemSnapshot(copy);
-    expect(b.stat).toBe(a.stat);
-    expect(b.xattrs).toBe(a.xattrs);
-    expect(sameFile(join(copy, 'usr/bin/tool'), join(copy, 'usr/bin/tool-alias'))).toBe(true);
+    await expectCommitCloneRoundTrip(img, copy, { vcs: 'hg', env: ENV });
     // The nested .hg of the image is content, under its escaped name in the repository.
     expect(readFileSync(join(copy, 'srv/proj/.hg/requires'), 'utf8')).toBe('store\n');
     expect(execFileSync('hg', ['-R', copy, 'files']).toString()).toContain(

@@ -17,10 +17,12 @@ import {
 } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
+import { expect } from 'vitest';
 import { classify } from '../../src/stream/filters/select.js';
 import { openDirectorySource } from '../../src/stream/sources/dir.js';
 import { captureSource, isRepositoryPath } from '../../src/vcs/capture.js';
 import { formatMetadata } from '../../src/vcs/metadata.js';
+import { cli } from '../helpers.js';
 
 export const MANIFEST = { volatile: ['/tmp/.+', '/var/log/(?!apt).+'] };
 export const CAPABILITY = '0sAQAAAgAgAAAAAAAAAAAAAAAAAAA='; // cap_net_raw+ep
@@ -206,4 +208,32 @@ export async function waitForPort(port: number, child: ChildProcess): Promise<vo
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`nothing listens on ${port}`);
+}
+
+/**
+ * Commits `img` with the CLI (creating a `vcs` repository), clones it into `copy` with --trust, and
+ * checks the two trees are the same by our own capture and by the system's stat and getfattr. Returns
+ * the copy's system snapshot for further checks.
+ */
+export async function expectCommitCloneRoundTrip(
+  img: string,
+  copy: string,
+  opts: { vcs: 'git' | 'hg'; env: NodeJS.ProcessEnv },
+): Promise<{ stat: string; xattrs: string }> {
+  const c = cli(['commit', img, '-m', 'every kind', ...(opts.vcs === 'hg' ? ['--vcs', 'hg'] : [])], {
+    env: opts.env,
+  });
+  expect(c.stderr).toBe('');
+  expect(c.code).toBe(0);
+  expect(c.stdout).toMatch(new RegExp(`created a ${opts.vcs} repository`));
+  const cl = cli(['clone', img, copy, '--trust'], { env: opts.env });
+  expect(cl.stderr).toBe('');
+  expect(cl.code).toBe(0);
+  expect(await ownSnapshot(copy)).toBe(await ownSnapshot(img));
+  const a = systemSnapshot(img);
+  const b = systemSnapshot(copy);
+  expect(b.stat).toBe(a.stat);
+  expect(b.xattrs).toBe(a.xattrs);
+  expect(sameFile(join(copy, 'usr/bin/tool'), join(copy, 'usr/bin/tool-alias'))).toBe(true);
+  return b;
 }
