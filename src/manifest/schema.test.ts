@@ -3,6 +3,8 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
 import { IMAGE_PATH_PATTERN, JSON_SCHEMA_DIALECT, MANIFEST_SCHEMA_ID } from './constants.js';
 import { buildManifestJsonSchema } from './schema.js';
+import { manifestValidatorSource, metaSchemaValidatorSource } from './standalone.js';
+import { MANIFEST_VALIDATOR_FILE, META_SCHEMA_VALIDATOR_FILE } from './validators.js';
 
 const COMMITTED = new URL('../../schema/manifest.schema.json', import.meta.url);
 
@@ -11,6 +13,17 @@ describe('manifest JSON Schema', () => {
     await expect(`${JSON.stringify(buildManifestJsonSchema(), null, 2)}\n`).toMatchFileSnapshot(
       COMMITTED.pathname,
     );
+  });
+
+  // The runtime loads these instead of compiling at start-up: they must be what Ajv compiles today.
+  it('precompiled manifest validator matches schema/manifest.validate.cjs (npm run gen:schema)', async () => {
+    await expect(manifestValidatorSource(buildManifestJsonSchema())).toMatchFileSnapshot(
+      MANIFEST_VALIDATOR_FILE.pathname,
+    );
+  });
+
+  it('precompiled meta-schema validator matches schema/json-schema-2020-12.validate.cjs', async () => {
+    await expect(metaSchemaValidatorSource()).toMatchFileSnapshot(META_SCHEMA_VALIDATOR_FILE.pathname);
   });
 
   it('is a draft 2020-12 schema with an $id, descriptions and examples', () => {

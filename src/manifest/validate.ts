@@ -1,23 +1,15 @@
 // From a parsed JSON value to a `Manifest`: schema check, defaults, normalised paths and `args`, and the
 // rules a JSON Schema cannot say well (regexes compile, version ranges parse, per-type entry point fields).
 
-import { createRequire } from 'node:module';
-import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import { checkSchemaPatterns, compileStrangerSchema } from '../config/stranger-schema.js';
 import { CloudletsError } from '../errors.js';
 import { formatAjvErrors } from './ajv-errors.js';
 import type { EntryPoint, Manifest } from './index.js';
 import { cloneJsonValue, jsonPointer } from './json.js';
+import { isKernelRange } from './kernel.js';
 import { compileVolatilePatterns } from './patterns.js';
-import { knownTopLevelFields, manifestJsonSchema } from './schema-json.js';
-
-// semver is loaded only for a manifest with a kernel requirement: it costs ~20 ms of every start-up.
-const require = createRequire(import.meta.url);
-let semverModule: typeof import('semver') | undefined;
-function loadSemver(): typeof import('semver') {
-  semverModule ??= require('semver') as typeof import('semver');
-  return semverModule;
-}
+import { knownTopLevelFields } from './schema-json.js';
+import { manifestValidator } from './validators.js';
 
 export interface ValidateManifestOptions {
   /** Named in errors and warnings: `.cloudlet/manifest` or the off-band file. */
@@ -34,19 +26,6 @@ interface RawManifest {
   volatile: string[];
   entrypoints: EntryPoint[];
   [extra: string]: unknown;
-}
-
-let compiled: ValidateFunction | undefined;
-function manifestValidator(): ValidateFunction {
-  // validateSchema: false skips compiling the draft 2020-12 meta-schema (~90 ms of every start-up): the
-  // schema is ours, and schema.test.ts checks it against the meta-schema in strict mode.
-  compiled ??= new Ajv2020({
-    useDefaults: true,
-    allErrors: false,
-    strict: true,
-    validateSchema: false,
-  }).compile(manifestJsonSchema());
-  return compiled;
 }
 
 /** `/etc//x/./y` → `/etc/x/y`; the schema has already refused `..` components and relative paths. */
@@ -96,7 +75,7 @@ function checkEntryPoint(ep: EntryPoint, index: number, where: string): void {
     fail('command', 'a kernel entry point has a cmdline, not a command');
   }
   const range = ep.requires?.kernel;
-  if (range !== undefined && loadSemver().validRange(range) === null) {
+  if (range !== undefined && !isKernelRange(range)) {
     throw new CloudletsError(
       'EMANIFEST',
       `${jsonPointer(['entrypoints', index, 'requires', 'kernel'])}: must be a version range such as ">=2.6.32"`,

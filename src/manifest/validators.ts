@@ -1,0 +1,32 @@
+/**
+ * The precompiled validators (see standalone.ts for why they are precompiled), loaded on first use from
+ * the committed files under schema/. Their code is Ajv's own output for our schemas, nothing a user gives.
+ */
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import type { ErrorObject } from 'ajv/dist/2020.js';
+
+export type PrecompiledValidator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
+
+export const MANIFEST_VALIDATOR_FILE = new URL('../../schema/manifest.validate.cjs', import.meta.url);
+export const META_SCHEMA_VALIDATOR_FILE = new URL(
+  '../../schema/json-schema-2020-12.validate.cjs',
+  import.meta.url,
+);
+
+const require = createRequire(import.meta.url);
+let manifest: PrecompiledValidator | undefined;
+let metaSchema: PrecompiledValidator | undefined;
+
+/** Validates a manifest against the manifest schema, filling in defaults. */
+export function manifestValidator(): PrecompiledValidator {
+  manifest ??= require(fileURLToPath(MANIFEST_VALIDATOR_FILE)) as PrecompiledValidator;
+  return manifest;
+}
+
+/** Validates a JSON Schema against the draft 2020-12 meta-schema; changes nothing in it. */
+export function metaSchemaValidator(): PrecompiledValidator {
+  metaSchema ??= (require(fileURLToPath(META_SCHEMA_VALIDATOR_FILE)) as { validate: PrecompiledValidator })
+    .validate;
+  return metaSchema;
+}
