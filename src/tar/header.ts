@@ -30,8 +30,9 @@ export type FieldName = keyof typeof FIELD;
 
 /** Largest value an octal field of `width` bytes holds (width - 1 digits and a terminating NUL). */
 export function octalMax(width: number): number {
-  return 8 ** (width - 1) - 1;
+  return OCTAL_MAX[width] ?? 8 ** (width - 1) - 1;
 }
+const OCTAL_MAX: Record<number, number> = { 8: 8 ** 7 - 1, 12: 8 ** 11 - 1 };
 
 /**
  * Writes `value` into a numeric field: octal when it fits, else GNU base-256 (the high bit of the first
@@ -39,8 +40,13 @@ export function octalMax(width: number): number {
  */
 export function writeNumber(buf: Buffer, at: number, width: number, value: number | bigint): void {
   if (typeof value === 'number' && value >= 0 && value <= octalMax(width)) {
-    buf.write(value.toString(8).padStart(width - 1, '0'), at, width - 1, 'latin1');
+    // Hot path (several fields of every header): digits written from the right, no string.
+    let v = value;
     buf[at + width - 1] = 0;
+    for (let i = at + width - 2; i >= at; i--) {
+      buf[i] = 0x30 + (v % 8);
+      v = Math.floor(v / 8);
+    }
     return;
   }
   const v = BigInt(value);
@@ -107,11 +113,27 @@ export function checksum(block: Buffer, at = 0): { unsigned: number; signed: num
 
 /** Stores the checksum as GNU tar and libarchive do: six octal digits, NUL, space. */
 export function writeChecksum(block: Buffer, at = 0): void {
-  // Hot path (once per entry): a branch-free sum with the field first set to the eight spaces it counts as.
+  // Hot path (twice per entry): the field is first set to the eight spaces it counts as.
   block.fill(0x20, at + 148, at + 156);
   let sum = 0;
-  for (let i = at; i < at + BLOCK; i++) sum += block[i]!;
-  block.write(sum.toString(8).padStart(6, '0'), at + 148, 6, 'latin1');
+  const offset = block.byteOffset + at;
+  if ((offset & 3) === 0) {
+    // Four bytes at a time: each 32-bit word's bytes summed in two 16-bit lanes, which cannot overflow
+    // (128 words × 2 bytes × 255 < 65536).
+    const words = new Uint32Array(block.buffer, offset, BLOCK / 4);
+    let lanes = 0;
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i]!;
+      lanes += (w & 0x00ff00ff) + ((w >>> 8) & 0x00ff00ff);
+    }
+    sum = (lanes & 0xffff) + (lanes >>> 16);
+  } else {
+    for (let i = at; i < at + BLOCK; i++) sum += block[i]!;
+  }
+  for (let i = at + 153; i >= at + 148; i--) {
+    block[i] = 0x30 + (sum & 7);
+    sum >>>= 3;
+  }
   block[at + 154] = 0;
   block[at + 155] = 0x20;
 }

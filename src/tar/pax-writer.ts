@@ -52,9 +52,14 @@ export function formatPaxTime(ns: bigint): string {
   const neg = ns < 0n;
   const abs = neg ? -ns : ns;
   const sec = abs / NS;
-  const frac = abs % NS;
-  const fracText = frac === 0n ? '' : `.${frac.toString().padStart(9, '0').replace(/0+$/, '')}`;
-  return `${neg ? '-' : ''}${sec}${fracText}`;
+  let frac = Number(abs % NS);
+  if (frac === 0) return `${neg ? '-' : ''}${sec}`;
+  let digits = 9;
+  while (frac % 10 === 0) {
+    frac /= 10;
+    digits--;
+  }
+  return `${neg ? '-' : ''}${sec}.${String(frac).padStart(digits, '0')}`;
 }
 
 function floorDiv(a: bigint, b: bigint): bigint {
@@ -63,8 +68,8 @@ function floorDiv(a: bigint, b: bigint): bigint {
 }
 
 /** Writes raw bytes into a fixed field, truncated to its width (the pax record carries the full value). */
-function putBytes(block: Buffer, field: readonly [number, number], bytes: Buffer): void {
-  bytes.copy(block, field[0], 0, Math.min(bytes.length, field[1]));
+function putBytes(out: Buffer, at: number, width: number, bytes: Buffer): void {
+  bytes.copy(out, at, 0, Math.min(bytes.length, width));
 }
 
 /** The header blocks of one entry (a multiple of 512 bytes) in a new buffer. */
@@ -149,7 +154,7 @@ export function prepareHeader(entry: Entry, opts: HeaderOptions = {}): PreparedH
   }
 
   // Sorted by name so the same xattrs always give the same bytes, whatever order the source listed them.
-  const xattrNames = [...entry.xattrs.keys()].sort();
+  const xattrNames = entry.xattrs.size === 0 ? [] : [...entry.xattrs.keys()].sort();
   for (const key of xattrNames) {
     if (key.includes('=') || key.includes('\n') || key.includes('\0')) {
       throw new CloudletsError('ENOTSUP', `the xattr name ${JSON.stringify(key)} cannot be stored in pax`, {
@@ -168,7 +173,7 @@ export function prepareHeader(entry: Entry, opts: HeaderOptions = {}): PreparedH
     paxBlocks = 1 + Math.ceil(paxSize / BLOCK);
   }
   const typeflag = TYPEFLAG[entry.type];
-  const clampedMtime = mtimeSec < 0n ? 0n : mtimeSec > MAX_OCTAL_12 ? MAX_OCTAL_12 : mtimeSec;
+  const clampedMtime = Number(mtimeSec < 0n ? 0n : mtimeSec > MAX_OCTAL_12 ? MAX_OCTAL_12 : mtimeSec);
   return {
     size: (paxBlocks + 1) * BLOCK,
     writeTo(out: Buffer, start: number) {
@@ -216,7 +221,7 @@ interface UstarFields {
   uid: number;
   gid: number;
   size: number;
-  mtime: bigint;
+  mtime: number;
   typeflag: number;
   linkname?: Buffer | undefined;
   uname?: Buffer | undefined;
@@ -225,23 +230,24 @@ interface UstarFields {
   devminor?: number | undefined;
 }
 
+const MAGIC = Buffer.from('ustar\u000000', 'latin1');
+
 function fillUstar(out: Buffer, at: number, f: UstarFields): void {
-  const block = out.subarray(at, at + BLOCK);
-  putBytes(block, FIELD.name, f.name);
-  if (f.prefix) putBytes(block, FIELD.prefix, f.prefix);
-  writeNumber(block, FIELD.mode[0], FIELD.mode[1], f.mode);
-  writeNumber(block, FIELD.uid[0], FIELD.uid[1], f.uid);
-  writeNumber(block, FIELD.gid[0], FIELD.gid[1], f.gid);
-  writeNumber(block, FIELD.size[0], FIELD.size[1], f.size);
-  writeNumber(block, FIELD.mtime[0], FIELD.mtime[1], f.mtime);
-  block[FIELD.typeflag[0]] = f.typeflag;
-  if (f.linkname) putBytes(block, FIELD.linkname, f.linkname);
-  block.write('ustar\u000000', FIELD.magic[0], 8, 'latin1');
-  if (f.uname) putBytes(block, [FIELD.uname[0], FIELD.uname[1] - 1], f.uname);
-  if (f.gname) putBytes(block, [FIELD.gname[0], FIELD.gname[1] - 1], f.gname);
-  if (f.devmajor !== undefined) writeNumber(block, FIELD.devmajor[0], FIELD.devmajor[1], f.devmajor);
-  if (f.devminor !== undefined) writeNumber(block, FIELD.devminor[0], FIELD.devminor[1], f.devminor);
-  writeChecksum(block);
+  putBytes(out, at + FIELD.name[0], FIELD.name[1], f.name);
+  if (f.prefix) putBytes(out, at + FIELD.prefix[0], FIELD.prefix[1], f.prefix);
+  writeNumber(out, at + FIELD.mode[0], FIELD.mode[1], f.mode);
+  writeNumber(out, at + FIELD.uid[0], FIELD.uid[1], f.uid);
+  writeNumber(out, at + FIELD.gid[0], FIELD.gid[1], f.gid);
+  writeNumber(out, at + FIELD.size[0], FIELD.size[1], f.size);
+  writeNumber(out, at + FIELD.mtime[0], FIELD.mtime[1], f.mtime);
+  out[at + FIELD.typeflag[0]] = f.typeflag;
+  if (f.linkname) putBytes(out, at + FIELD.linkname[0], FIELD.linkname[1], f.linkname);
+  MAGIC.copy(out, at + FIELD.magic[0]);
+  if (f.uname) putBytes(out, at + FIELD.uname[0], FIELD.uname[1] - 1, f.uname);
+  if (f.gname) putBytes(out, at + FIELD.gname[0], FIELD.gname[1] - 1, f.gname);
+  if (f.devmajor !== undefined) writeNumber(out, at + FIELD.devmajor[0], FIELD.devmajor[1], f.devmajor);
+  if (f.devminor !== undefined) writeNumber(out, at + FIELD.devminor[0], FIELD.devminor[1], f.devminor);
+  writeChecksum(out, at);
 }
 
 /** The POSIX ustar split of a long name at a '/': prefix ≤ 155 bytes, name 1..100 bytes. */
