@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Entry } from '../entry.js';
-import { classify, pruneDropped, selectEntries } from './select.js';
+import { classify, selectEntries } from './select.js';
 
 const manifest = {
   templates: ['/etc/hostname', '/var/log/keep.conf'],
@@ -130,12 +130,5 @@ describe('selectEntries', () => {
     );
     expect(out).toEqual([]);
     expect(warnings[0]).toMatch(/\/b: left out/);
-  });
-
-  it('prunes volatile directories unless a template lies below', () => {
-    const prune = pruneDropped(manifest, classify(manifest));
-    expect(prune(Buffer.from('/tmp/x'))).toBe(true);
-    expect(prune(Buffer.from('/tmp'))).toBe(false);
-    expect(prune(Buffer.from('/var/log/keep.conf'))).toBe(false);
   });
 });

@@ -131,23 +131,6 @@ export async function* selectEntries(
   }
 }
 
-/**
- * A `prune` predicate for a directory source: skips, without walking them, directories the selection
- * would drop whole (volatile ones, when volatile is not selected), unless a template lies below.
- */
-export function pruneDropped(
-  manifest: Pick<Manifest, 'templates'>,
-  classifier: Classifier,
-  kinds: readonly PathKind[] = DEFAULT_KINDS,
-): (path: Buffer) => boolean {
-  if (kinds.includes('volatile')) return () => false;
-  const templates = manifest.templates.map(manifestPath);
-  return (path) => {
-    if (classifier(path) !== 'volatile') return false;
-    return !templates.some((t) => isAtOrBelow(t, path));
-  };
-}
-
 export function parseKinds(values: readonly string[] | undefined): PathKind[] {
   if (!values || values.length === 0) return [...DEFAULT_KINDS];
   for (const v of values) {

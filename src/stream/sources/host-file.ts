@@ -1,0 +1,72 @@
+/**
+ * Reading a regular file of a directory image, and the errors reading an image directory reports: the
+ * directory source and its walk thread (which reports by error code) say the same thing about the same
+ * failure.
+ */
+import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { CloudletsError } from '../../errors.js';
+import type { SyncContentReader } from '../entry.js';
+
+const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+/**
+ * How a file of an image is opened: never through a symlink swapped in since the walk, and never blocking
+ * on a FIFO swapped in (O_NONBLOCK: its open returns at once).
+ */
+export const HOST_FILE_FLAGS = constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** One byte read past the expected end, to notice a file that grew; never handed out. */
+const PROBE = Buffer.alloc(1);
+
+/** A failed system call on an image path, as the user sees it: `cannot open: EACCES` at `/etc/shadow`. */
+export function sourceErrorFromCode(
+  code: string,
+  path: Buffer,
+  doing: string,
+  cause?: unknown,
+): CloudletsError {
+  return new CloudletsError('ESOURCE', `cannot ${doing}: ${code}`, { where: path.toString('utf8'), cause });
+}
+
+export function sourceError(err: unknown, path: Buffer, doing: string): CloudletsError {
+  return sourceErrorFromCode((err as NodeJS.ErrnoException).code ?? String(err), path, doing, err);
+}
+
+/** A file that is not the size the walk saw when its content was read. */
+export function changedSizeError(path: Buffer, size: number): CloudletsError {
+  return new CloudletsError('ESOURCE', `changed size while being read (expected ${size} bytes)`, {
+    where: path.toString('utf8'),
+    hint: 'stop whatever is writing to the image and try again',
+  });
+}
+
+/** Opens a regular file for positional reads; closing checks it did not change size while read. */
+export function openHostFile(host: Buffer, path: Buffer, size: number): SyncContentReader {
+  let fd: number;
+  try {
+    fd = openSync(host, HOST_FILE_FLAGS);
+  } catch (err) {
+    throw sourceError(err, path, 'open');
+  }
+  let open = true;
+  return {
+    read(buf, offset, length, position) {
+      try {
+        return readSync(fd, buf, offset, length, position);
+      } catch (err) {
+        throw sourceError(err, path, 'read');
+      }
+    },
+    close(bytesRead) {
+      if (!open) return;
+      open = false;
+      try {
+        // A negative count: the reader gave up early (an error, or the consumer stopped); just close.
+        if (bytesRead >= 0 && (bytesRead !== size || readSync(fd, PROBE, 0, 1, bytesRead) !== 0)) {
+          throw changedSizeError(path, size);
+        }
+      } finally {
+        closeSync(fd);
+      }
+    },
+  };
+}

@@ -1,0 +1,168 @@
+/**
+ * The main thread's side of the directory walk (walk-worker.ts): starts the worker, decodes its chunks
+ * into records, hands chunks back as they are decoded so the worker can go on, and turns a failed system
+ * call into the error a synchronous walk would have thrown at the same point of the stream.
+ */
+import { readdirSync } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+
+import { sourceErrorFromCode } from './host-file.js';
+import { RECORD, WALK_CTRL, type WalkChunk, type WalkerData, walkerThread } from './walk-worker.js';
+
+/** One path of the walk. Paths and link targets are views into the chunk they came in. */
+export interface WalkRecord {
+  path: Buffer;
+  /** st_mode: type and permission bits. */
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  size: number;
+  mtimeNs: bigint;
+  link: Buffer | undefined;
+  /** Read only when needed (hardlinks, devices): each costs a BigInt. */
+  dev(): bigint;
+  ino(): bigint;
+  rdev(): bigint;
+}
+
+export interface Walk {
+  /** The next records in walk order; undefined at the end. Throws the walk's error where it happened. */
+  next(): Promise<WalkRecord[] | undefined>;
+  /** Stops the worker (at the end, or when the consumer stops early). */
+  stop(): void;
+}
+
+const CHUNK_BYTES = 64 << 10;
+/** Chunks the worker may run ahead of the consumer: a few thousand entries. */
+const MAX_CHUNKS = 32;
+
+const WORKER_SOURCE = `(${walkerThread.toString()})(require);`;
+
+/**
+ * The names among the root's children that `prune` leaves out. Only the root's own children are asked:
+ * the predicate cannot cross to the worker thread, and what it is for (the image's `.git`) is at the top.
+ */
+export function prunedRootNames(realRoot: string, prune: ((path: Buffer) => boolean) | undefined): string[] {
+  if (!prune) return [];
+  let names: Buffer[];
+  try {
+    names = readdirSync(realRoot, { encoding: 'buffer' });
+  } catch {
+    return []; // the walk reports it
+  }
+  return names
+    .filter((name) => prune(Buffer.concat([Buffer.from('/'), name])))
+    .map((name) => name.toString('latin1'));
+}
+
+export function startWalk(realRoot: string, pruned: string[]): Walk {
+  const ctrlBuffer = new SharedArrayBuffer(WALK_CTRL.LENGTH * 4);
+  const ctrl = new Int32Array(ctrlBuffer);
+  const workerData: WalkerData = {
+    root: realRoot,
+    pruned,
+    ctrl: ctrlBuffer,
+    chunkBytes: CHUNK_BYTES,
+    maxChunks: MAX_CHUNKS,
+  };
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
+  const queue: WalkChunk[] = [];
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  let ended = false;
+  /** The worker sent its last chunk: its exit is the normal end. */
+  let finished = false;
+  worker.on('message', (chunk: WalkChunk) => {
+    if (chunk.done || chunk.fatal !== undefined) finished = true;
+    queue.push(chunk);
+    wake?.();
+  });
+  worker.on('error', (err) => {
+    failure = new Error(`the directory walk thread failed: ${err.message}`, { cause: err });
+    wake?.();
+  });
+  worker.on('exit', () => {
+    if (!finished && !ended) failure ??= new Error('the directory walk thread stopped early');
+    wake?.();
+  });
+
+  const bump = () => {
+    Atomics.add(ctrl, WALK_CTRL.MAIN_EVENT, 1);
+    Atomics.notify(ctrl, WALK_CTRL.MAIN_EVENT);
+  };
+
+  return {
+    async next() {
+      for (;;) {
+        const chunk = queue.shift();
+        if (chunk) {
+          if (chunk.fatal !== undefined) throw new Error(`the directory walk thread failed: ${chunk.fatal}`);
+          if (chunk.done) ended = true;
+          const records = decode(chunk);
+          // Decoded: the worker may fill another. (The records keep the chunk's memory alive, not its place.)
+          Atomics.sub(ctrl, WALK_CTRL.OUTSTANDING, 1);
+          bump();
+          if (records.length > 0 || !chunk.done) return records;
+          return undefined;
+        }
+        if (ended) return undefined;
+        if (failure) throw failure;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = undefined;
+      }
+    },
+    stop() {
+      ended = true;
+      Atomics.store(ctrl, WALK_CTRL.STOP, 1);
+      bump();
+      void worker.terminate();
+    },
+  };
+}
+
+/** The records of one chunk; throws the error record's error. */
+function decode(chunk: WalkChunk): WalkRecord[] {
+  const records: WalkRecord[] = [];
+  const bytes = Buffer.from(chunk.buffer, 0, chunk.used);
+  const view = new DataView(chunk.buffer);
+  let at = 0;
+  const take = (): Buffer => {
+    const n = view.getUint32(at, true);
+    at += 4;
+    const b = bytes.subarray(at, at + n);
+    at += n;
+    return b;
+  };
+  while (at < chunk.used) {
+    const tag = bytes[at++];
+    if (tag === RECORD.ERROR) {
+      const path = take();
+      const code = take().toString();
+      throw sourceErrorFromCode(code, Buffer.from(path), take().toString());
+    }
+    const path = take();
+    const fields = at;
+    at += 56;
+    const linkLength = view.getInt32(at, true);
+    let link: Buffer | undefined;
+    if (linkLength < 0) at += 4;
+    else link = take();
+    records.push({
+      path,
+      mode: view.getUint32(fields, true),
+      uid: view.getUint32(fields + 4, true),
+      gid: view.getUint32(fields + 8, true),
+      nlink: view.getUint32(fields + 12, true),
+      size: view.getFloat64(fields + 16, true),
+      mtimeNs: view.getBigInt64(fields + 24, true),
+      link,
+      dev: () => view.getBigUint64(fields + 32, true),
+      ino: () => view.getBigUint64(fields + 40, true),
+      rdev: () => view.getBigUint64(fields + 48, true),
+    });
+  }
+  return records;
+}
