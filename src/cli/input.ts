@@ -4,6 +4,7 @@ import { CloudletsError } from '../errors.js';
 import { type Image, openImage } from '../image/index.js';
 import { parseJson } from '../manifest/json.js';
 import { decodeUtf8, readHostFile } from '../manifest/load.js';
+import { discardSpareRenderer, prestartRenderer } from '../templates/index.js';
 import { type CliContext, warn } from './context.js';
 
 /** A configuration is small; more than this from a file or a pipe is refused rather than buffered. */
@@ -71,6 +72,19 @@ export async function withImage<T>(
     return await use(image);
   } finally {
     await image.source.close?.();
+  }
+}
+
+/**
+ * Runs `use` with the template renderer's child process already booting (templates/index.ts,
+ * prestartRenderer), for commands that render on the way out; stops it if no render took it.
+ */
+export async function withRendererStarted<T>(use: () => Promise<T>): Promise<T> {
+  prestartRenderer();
+  try {
+    return await use();
+  } finally {
+    discardSpareRenderer();
   }
 }
 

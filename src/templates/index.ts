@@ -44,6 +44,24 @@ export const MAX_TOTAL_OUTPUT_BYTES = 256 * 1024 * 1024;
 /** Time the child gets beyond a template's own limit to start, report and send its answer. */
 const GRACE_MS = 5_000;
 
+/** A renderer started ahead of need by prestartRenderer, taken by the next render. */
+let spare: Renderer | undefined;
+
+/**
+ * Starts the renderer's child process now, for a render that is likely to come: booting it takes about
+ * 100 ms, which then overlaps with loading the image and validating the configuration instead of holding
+ * up the output. The next renderTemplates call takes it; discardSpareRenderer stops it if none comes.
+ */
+export function prestartRenderer(): void {
+  spare ??= startRenderer();
+}
+
+/** Stops a renderer started by prestartRenderer that no render took. */
+export function discardSpareRenderer(): void {
+  spare?.close();
+  spare = undefined;
+}
+
 /** Renders every template in isolation; returns image path → rendered bytes. */
 export async function renderTemplates(opts: RenderOptions): Promise<Map<string, Buffer>> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TEMPLATE_TIMEOUT_MS;
@@ -54,7 +72,8 @@ export async function renderTemplates(opts: RenderOptions): Promise<Map<string, 
   if (opts.templates.length === 0) return rendered;
 
   const data = JSON.stringify({ configuration: opts.configuration, manifest: opts.manifest });
-  const renderer = startRenderer();
+  const renderer = spare ?? startRenderer();
+  spare = undefined;
   try {
     const first = opts.templates[0]?.path ?? '';
     await ask(renderer, { type: 'init', ejs: await ejsBundleSource(), data }, GRACE_MS * 4, {
