@@ -131,7 +131,8 @@ export function createDeflatePool(o: { size?: number; level?: number } = {}): De
     }
   };
   const workers = Array.from({ length: size }, () => {
-    const w = new Worker(WORKER_SOURCE, { eval: true });
+    // No inherited flags: `node --input-type=module` would make the eval'd source an ES module, without require.
+    const w = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
     w.on('message', (msg: { id: number; out?: ArrayBuffer; sizes?: number[]; error?: string }) => {
       const job = running.get(w);
       running.delete(w);

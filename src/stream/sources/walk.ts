@@ -56,19 +56,29 @@ export function prunedRootNames(realRoot: string, prune: ((path: Buffer) => bool
     .map((name) => name.toString('latin1'));
 }
 
-export function startWalk(realRoot: string, pruned: string[]): Walk {
+export interface WalkOptions {
+  /** Chunk size in bytes; default 64 KiB (tests make it small). */
+  chunkBytes?: number;
+  /** Chunks the worker may run ahead; default 32. */
+  maxChunks?: number;
+}
+
+export function startWalk(realRoot: string, pruned: string[], opts: WalkOptions = {}): Walk {
   const ctrlBuffer = new SharedArrayBuffer(WALK_CTRL.LENGTH * 4);
   const ctrl = new Int32Array(ctrlBuffer);
   const workerData: WalkerData = {
     root: realRoot,
     pruned,
     ctrl: ctrlBuffer,
-    chunkBytes: CHUNK_BYTES,
-    maxChunks: MAX_CHUNKS,
+    chunkBytes: opts.chunkBytes ?? CHUNK_BYTES,
+    maxChunks: opts.maxChunks ?? MAX_CHUNKS,
   };
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData });
+  // No inherited flags: `node --input-type=module` would make the eval'd source an ES module, without require.
+  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData, execArgv: [] });
   const queue: WalkChunk[] = [];
   let failure: Error | undefined;
+  /** The walk's own error (a failed system call), due after the records before it. */
+  let failed: Error | undefined;
   let wake: (() => void) | undefined;
   let ended = false;
   /** The worker sent its last chunk: its exit is the normal end. */
@@ -95,15 +105,20 @@ export function startWalk(realRoot: string, pruned: string[]): Walk {
   return {
     async next() {
       for (;;) {
+        // The paths walked before a failure go out first; the failure comes with the next call.
+        if (failed) throw failed;
         const chunk = queue.shift();
         if (chunk) {
           if (chunk.fatal !== undefined) throw new Error(`the directory walk thread failed: ${chunk.fatal}`);
           if (chunk.done) ended = true;
-          const records = decode(chunk);
+          const { records, error } = decode(chunk);
+          failed = error;
           // Decoded: the worker may fill another. (The records keep the chunk's memory alive, not its place.)
           Atomics.sub(ctrl, WALK_CTRL.OUTSTANDING, 1);
           bump();
-          if (records.length > 0 || !chunk.done) return records;
+          if (records.length > 0) return records;
+          if (failed) throw failed;
+          if (!chunk.done) continue;
           return undefined;
         }
         if (ended) return undefined;
@@ -124,7 +139,7 @@ export function startWalk(realRoot: string, pruned: string[]): Walk {
 }
 
 /** The records of one chunk; throws the error record's error. */
-function decode(chunk: WalkChunk): WalkRecord[] {
+function decode(chunk: WalkChunk): { records: WalkRecord[]; error?: Error } {
   const records: WalkRecord[] = [];
   const bytes = Buffer.from(chunk.buffer, 0, chunk.used);
   const view = new DataView(chunk.buffer);
@@ -141,7 +156,7 @@ function decode(chunk: WalkChunk): WalkRecord[] {
     if (tag === RECORD.ERROR) {
       const path = take();
       const code = take().toString();
-      throw sourceErrorFromCode(code, Buffer.from(path), take().toString());
+      return { records, error: sourceErrorFromCode(code, Buffer.from(path), take().toString()) };
     }
     const path = take();
     const fields = at;
@@ -164,5 +179,5 @@ function decode(chunk: WalkChunk): WalkRecord[] {
       rdev: () => view.getBigUint64(fields + 48, true),
     });
   }
-  return records;
+  return { records };
 }
