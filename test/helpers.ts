@@ -50,3 +50,14 @@ export function errorOf(fn: () => unknown): CloudletsError {
   }
   throw new Error('expected a CloudletsError');
 }
+
+/** Runs a program as the user `nobody` (uid and gid 65534, no groups); needs root. */
+export function spawnAsNobody(
+  argv: string[],
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): SpawnSyncReturns<string> {
+  return spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv], {
+    encoding: 'utf8',
+    ...(opts.env ? { env: opts.env } : {}),
+  });
+}

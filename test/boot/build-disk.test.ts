@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLI, cli, tempDir } from '../helpers.js';
+import { CLI, cli, spawnAsNobody, tempDir } from '../helpers.js';
 import { bootDisk, bootSkipReason, ensureFixture } from './helpers.js';
 
 const skip = process.env.CLOUDLETS_SKIP_BOOT === '1' ? 'CLOUDLETS_SKIP_BOOT=1' : bootSkipReason();
@@ -261,23 +261,9 @@ describe.skipIf(skip !== undefined)('cloudlets build: reproducibility and interr
       const asRoot = join(shared, 'root.img');
       const asNobody = join(shared, 'nobody.img');
       expect(build([fixture, '-o', asRoot, '--config', config]).code).toBe(0);
-      const r = spawnSync(
-        'setpriv',
-        [
-          '--reuid=65534',
-          '--regid=65534',
-          '--clear-groups',
-          process.execPath,
-          CLI,
-          'build',
-          fixture,
-          '-o',
-          asNobody,
-          '--config',
-          config,
-        ],
-        { encoding: 'utf8', env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH, HOME: shared } },
-      );
+      const r = spawnAsNobody([process.execPath, CLI, 'build', fixture, '-o', asNobody, '--config', config], {
+        env: { ...process.env, SOURCE_DATE_EPOCH: EPOCH, HOME: shared },
+      });
       expect(r.status, r.stderr).toBe(0);
       expect(sha256(asNobody)).toBe(sha256(asRoot));
       rmSync(shared, { recursive: true, force: true });

@@ -1,8 +1,8 @@
-import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spawnAsNobody } from '../../../test/helpers.js';
 import { startWalk, type WalkRecord } from './walk.js';
 
 let root: string;
@@ -78,19 +78,7 @@ describe('startWalk (the directory walk thread)', () => {
           console.log(JSON.stringify({ seen, code: err.code, where: err.where, message: err.message }));
         }
         walk.stop();`;
-      const r = spawnSync(
-        'setpriv',
-        [
-          '--reuid=65534',
-          '--regid=65534',
-          '--clear-groups',
-          process.execPath,
-          '--input-type=module',
-          '-e',
-          program,
-        ],
-        { encoding: 'utf8' },
-      );
+      const r = spawnAsNobody([process.execPath, '--input-type=module', '-e', program]);
       expect(r.status, r.stderr).toBe(0);
       // Everything before the locked directory's contents comes out first, then the error, at that path.
       expect(JSON.parse(r.stdout)).toEqual({
