@@ -60,12 +60,13 @@ export async function readJsonInput(ctx: CliContext, value: string, what: string
 export async function withImage<T>(
   ctx: CliContext,
   spec: string,
-  opts: { manifestFile?: string | undefined; strict?: boolean | undefined },
+  opts: { manifestFile?: string | undefined; strict?: boolean | undefined; readAhead?: boolean },
   use: (image: Image) => Promise<T> | T,
 ): Promise<T> {
   const image = await openImage(spec, {
     ...(opts.manifestFile === undefined ? {} : { manifestFile: opts.manifestFile }),
     ...(opts.strict ? { strict: true } : {}),
+    ...(opts.readAhead ? { readAhead: true } : {}),
   });
   try {
     for (const w of image.warnings) warn(ctx, w);

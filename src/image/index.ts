@@ -8,6 +8,11 @@ import { openDirectorySource } from '../stream/sources/dir.js';
 export interface OpenImageOptions {
   manifestFile?: string;
   strict?: boolean;
+  /**
+   * The caller is about to read every entry (an export): the source starts reading ahead while the
+   * manifest is loaded and checked (ImageSource.readAhead).
+   */
+  readAhead?: boolean;
 }
 
 export interface Image extends LoadedManifest {
@@ -49,6 +54,8 @@ export async function openImage(spec: string, opts: OpenImageOptions = {}): Prom
       source = await openTarSource(spec);
     }
   }
+  // The caller will go through every entry: the walk starts now, beside the manifest's checks.
+  if (opts.readAhead) source.readAhead?.();
   try {
     const loaded = await loadManifest(source, {
       ...(opts.manifestFile !== undefined ? { manifestFile: opts.manifestFile } : {}),

@@ -63,6 +63,12 @@ export interface ImageSource {
    * link on the way escapes the image or the file is not a regular file.
    */
   readFile(imagePath: string): Promise<Buffer | undefined>;
+  /**
+   * Starts reading what the next `entries()` call will give (a directory's walk), so that it overlaps
+   * whatever the caller does first (loading the manifest, compiling its schemas). `close` stops it if no
+   * iteration comes.
+   */
+  readAhead?(): void;
   /** Releases whatever the source holds open. */
   close?(): Promise<void>;
 }

@@ -152,7 +152,7 @@ export async function withBuildImage<T>(
     label: basename(prepared.output),
   });
   return withRendererStarted(() =>
-    withImage(ctx, image, { manifestFile: prepared.manifestFile }, async (img) => {
+    withImage(ctx, image, { manifestFile: prepared.manifestFile, readAhead: true }, async (img) => {
       const configuration = validateConfiguration(img.manifest, prepared.input.value, {
         where: prepared.input.where,
       });

@@ -73,7 +73,7 @@ export async function run(ctx: CliContext, image: string, opts: TarOptions, cmd:
       : await readJsonInput(ctx, opts.config, 'configuration');
 
   await withRendererStarted(() =>
-    withImage(ctx, image, { manifestFile: manifest }, async (img) => {
+    withImage(ctx, image, { manifestFile: manifest, readAhead: true }, async (img) => {
       const configuration = validateConfiguration(img.manifest, input.value, { where: input.where });
       const entries = await exportEntries(img, {
         configuration,

@@ -97,12 +97,18 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     path.length === 1 ? Buffer.from(realRoot) : Buffer.concat([hostRoot, path]);
   const prune = opts.prune;
 
-  async function* entries(): AsyncIterable<Entry> {
+  /** The walk thread and the getfattr run of one iteration, started as soon as asked for. */
+  interface Reading {
+    walk: ReturnType<typeof startWalk>;
+    xattrs: Promise<TreeXattrs>;
+    stop: () => void;
+  }
+  const startReading = (): Reading => {
     // Stops getfattr when the consumer stops early or the caller aborts.
     const stop = new AbortController();
     const onAbort = () => stop.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const xattrsPromise: Promise<TreeXattrs> =
+    const xattrs: Promise<TreeXattrs> =
       opts.xattrs === false
         ? Promise.resolve(new Map())
         : readTreeXattrs(realRoot, {
@@ -113,7 +119,25 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
             signal: stop.signal,
           });
     // If the walk fails first, the getfattr failure must not surface as an unhandled rejection.
-    xattrsPromise.catch(() => {});
+    xattrs.catch(() => {});
+    const walk = startWalk(realRoot, prunedRootNames(realRoot, prune));
+    return {
+      walk,
+      xattrs,
+      stop: () => {
+        walk.stop();
+        stop.abort();
+        opts.signal?.removeEventListener('abort', onAbort);
+      },
+    };
+  };
+  /** Started by readAhead() for the next iteration. */
+  let ahead: Reading | undefined;
+
+  async function* entries(): AsyncIterable<Entry> {
+    // The walk runs on a worker thread; getfattr runs meanwhile, and is waited for once.
+    const reading = ahead ?? startReading();
+    ahead = undefined;
     const firstLinks = new Map<string, Buffer>();
     const noXattrs: ReadonlyMap<string, Buffer> = new Map();
     let xattrs: TreeXattrs = new Map();
@@ -162,19 +186,15 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
       return entry;
     };
 
-    // The walk runs on a worker thread from here; getfattr runs meanwhile, and is waited for once.
-    const walk = startWalk(realRoot, prunedRootNames(realRoot, prune));
     try {
-      xattrs = await xattrsPromise;
+      xattrs = await reading.xattrs;
       for (;;) {
-        const records = await walk.next();
+        const records = await reading.walk.next();
         if (records === undefined) return;
         for (const record of records) yield toEntry(record);
       }
     } finally {
-      walk.stop();
-      stop.abort();
-      opts.signal?.removeEventListener('abort', onAbort);
+      reading.stop();
     }
   }
 
@@ -211,5 +231,16 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     return Buffer.concat(chunks);
   };
 
-  return { description: `directory ${root}`, entries, readFile };
+  return {
+    description: `directory ${root}`,
+    entries,
+    readFile,
+    readAhead() {
+      ahead ??= startReading();
+    },
+    async close() {
+      ahead?.stop();
+      ahead = undefined;
+    },
+  };
 }
