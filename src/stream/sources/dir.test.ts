@@ -196,6 +196,40 @@ describe('openDirectorySource', () => {
     await expect(readAll(e)).rejects.toMatchObject({ code: 'ESOURCE', where: '/grow' });
   });
 
+  it('the synchronous reader notices a file that grew or shrank, with or without room past its end', async () => {
+    writeFileSync(at('/grow'), 'abc');
+    writeFileSync(at('/shrink'), 'abcdef');
+    writeFileSync(at('/same'), 'abc');
+    const entries = await collect();
+    const byPath = (p: string) => entries.find((x) => x.path.toString() === p)!;
+    appendFileSync(at('/grow'), 'def');
+    writeFileSync(at('/shrink'), 'abc');
+    // Read into a buffer with room for one more byte (the end is checked by that read), and into one
+    // exactly the file's size (checked by a read past the end at close).
+    for (const room of [16, 3]) {
+      const readWhole = (e: Entry, want: number) => {
+        const reader = e.openContentSync!();
+        const buf = Buffer.alloc(room);
+        let done = 0;
+        try {
+          while (done < want) {
+            const n = reader.read(buf, done, Math.min(want, room) - done, done);
+            if (n === 0) break;
+            done += n;
+          }
+        } catch (err) {
+          reader.close(-1);
+          throw err;
+        }
+        reader.close(done);
+        return buf.subarray(0, done).toString();
+      };
+      expect(readWhole(byPath('/same'), 3), `room ${room}`).toBe('abc');
+      expect(() => readWhole(byPath('/grow'), 3), `room ${room}`).toThrow(/changed size while being read/);
+      expect(() => readWhole(byPath('/shrink'), 6), `room ${room}`).toThrow(/changed size while being read/);
+    }
+  });
+
   it('streams a large file in chunks', async () => {
     writeFileSync(at('/big'), Buffer.alloc(3 * 1024 * 1024 + 5, 7));
     const e = (await collect()).find((x) => x.path.toString() === '/big')!;

@@ -48,9 +48,24 @@ export function openHostFile(host: Buffer, path: Buffer, size: number): SyncCont
     throw sourceError(err, path, 'open');
   }
   let open = true;
+  /** The end of the file was seen where the walk said (a read of the last bytes asked one more). */
+  let endSeen = false;
+  let grew = false;
   return {
     read(buf, offset, length, position) {
       try {
+        // The last bytes: one more is asked for when the buffer has room, so that a file that grew shows
+        // here, sparing a read past the end at close (a system call per file). Nothing past `length` is
+        // written unless the file grew, and that fails at close.
+        if (position + length === size && offset + length < buf.length && length > 0) {
+          const n = readSync(fd, buf, offset, length + 1, position);
+          if (n > length) {
+            grew = true;
+            return length;
+          }
+          endSeen = n === length;
+          return n;
+        }
         return readSync(fd, buf, offset, length, position);
       } catch (err) {
         throw sourceError(err, path, 'read');
@@ -61,7 +76,10 @@ export function openHostFile(host: Buffer, path: Buffer, size: number): SyncCont
       open = false;
       try {
         // A negative count: the reader gave up early (an error, or the consumer stopped); just close.
-        if (bytesRead >= 0 && (bytesRead !== size || readSync(fd, PROBE, 0, 1, bytesRead) !== 0)) {
+        if (
+          bytesRead >= 0 &&
+          (grew || bytesRead !== size || (!endSeen && readSync(fd, PROBE, 0, 1, bytesRead) !== 0))
+        ) {
           throw changedSizeError(path, size);
         }
       } finally {
