@@ -138,7 +138,32 @@ export function startWalk(realRoot: string, pruned: string[], opts: WalkOptions 
   };
 }
 
-/** The records of one chunk; throws the error record's error. */
+/** A decoded record; device and inode numbers are read from the chunk only when asked for. */
+class DecodedRecord implements WalkRecord {
+  constructor(
+    readonly path: Buffer,
+    readonly mode: number,
+    readonly uid: number,
+    readonly gid: number,
+    readonly nlink: number,
+    readonly size: number,
+    readonly mtimeNs: bigint,
+    readonly link: Buffer | undefined,
+    private readonly view: DataView,
+    private readonly fields: number,
+  ) {}
+  dev(): bigint {
+    return this.view.getBigUint64(this.fields + 32, true);
+  }
+  ino(): bigint {
+    return this.view.getBigUint64(this.fields + 40, true);
+  }
+  rdev(): bigint {
+    return this.view.getBigUint64(this.fields + 48, true);
+  }
+}
+
+/** The records of one chunk, and the error that ended the walk when the chunk holds it. */
 function decode(chunk: WalkChunk): { records: WalkRecord[]; error?: Error } {
   const records: WalkRecord[] = [];
   const bytes = Buffer.from(chunk.buffer, 0, chunk.used);
@@ -165,19 +190,20 @@ function decode(chunk: WalkChunk): { records: WalkRecord[]; error?: Error } {
     let link: Buffer | undefined;
     if (linkLength < 0) at += 4;
     else link = take();
-    records.push({
-      path,
-      mode: view.getUint32(fields, true),
-      uid: view.getUint32(fields + 4, true),
-      gid: view.getUint32(fields + 8, true),
-      nlink: view.getUint32(fields + 12, true),
-      size: view.getFloat64(fields + 16, true),
-      mtimeNs: view.getBigInt64(fields + 24, true),
-      link,
-      dev: () => view.getBigUint64(fields + 32, true),
-      ino: () => view.getBigUint64(fields + 40, true),
-      rdev: () => view.getBigUint64(fields + 48, true),
-    });
+    records.push(
+      new DecodedRecord(
+        path,
+        view.getUint32(fields, true),
+        view.getUint32(fields + 4, true),
+        view.getUint32(fields + 8, true),
+        view.getUint32(fields + 12, true),
+        view.getFloat64(fields + 16, true),
+        view.getBigInt64(fields + 24, true),
+        link,
+        view,
+        fields,
+      ),
+    );
   }
   return { records };
 }
