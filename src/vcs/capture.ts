@@ -24,13 +24,16 @@ export interface Capture {
 const METADATA = Buffer.from(METADATA_PATH);
 const REPO_DIRS = [Buffer.from('/.git'), Buffer.from('/.hg')];
 const SLASH = 0x2f;
+const DOT = 0x2e;
+const YIELD_EVERY = 256;
 
 /** `/.git`, `/.hg` and everything below: the repository itself, never part of the image. */
 export function isRepositoryPath(p: Buffer): boolean {
+  if (p[1] !== DOT) return false; // called for every path: most fail here, without comparing
   return REPO_DIRS.some(
     (d) =>
       p.length >= d.length &&
-      p.subarray(0, d.length).equals(d) &&
+      p.compare(d, 0, d.length, 0, d.length) === 0 &&
       (p.length === d.length || p[d.length] === SLASH),
   );
 }
@@ -50,7 +53,11 @@ export async function captureEntries(entries: AsyncIterable<Entry>, opts: Captur
     }
     return false;
   };
+  let seen = 0;
   for await (const e of entries) {
+    // The walk itself never waits: a turn of the event loop now and then lets the git processes started
+    // beside it (staging) be fed, finish and be followed by the next.
+    if (++seen % YIELD_EVERY === 0) await new Promise(setImmediate);
     if (isRepositoryPath(e.path) || e.path.equals(METADATA)) continue;
     if (e.path.length > 1 && (underVolatileDir(e.path) || opts.isVolatile(e.path))) {
       volatile.push(e.path);

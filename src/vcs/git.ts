@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { CloudletsError } from '../errors.js';
 import type { Capture } from './capture.js';
-import { ESCAPE_SUFFIX, fromRepoPath, needsEscape, toRepoPath } from './repo-path.js';
+import { showPath } from './metadata.js';
+import { fromRepoPath, needsEscape, toRepoPath } from './repo-path.js';
 import { type RunResult, runProgram } from './run.js';
 
 export interface GitOptions {
@@ -16,6 +17,8 @@ export interface GitOptions {
   inherit?: boolean;
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
+  /** Extra `-c` settings for this call only. */
+  config?: readonly string[];
 }
 
 /** Settings on every call: no hooks, no fsmonitor command, no line-ending or filter rewriting. */
@@ -30,6 +33,15 @@ const SAFE_CONFIG = [
   'gc.auto=0',
   'core.quotePath=false',
 ];
+
+/**
+ * For a commit's update-index runs that may hash many files (re-staging tracked files, a first import):
+ * every non-empty blob goes into one pack per process (git's bulk check-in) instead of one loose file per
+ * object. Creating thousands of small files is what made a commit slow, and reading loose objects back
+ * made a checkout slow. Never a setting on other calls: it would also make `git diff` call every file
+ * binary.
+ */
+const PACK_BLOBS = ['core.bigFileThreshold=0'];
 
 /** Attributes that win over any `.gitattributes` inside the image: bytes in, the same bytes out. */
 const INFO_ATTRIBUTES =
@@ -49,7 +61,7 @@ export function vcsEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv
 export function git(dir: string, args: readonly string[], opts: GitOptions = {}): Promise<RunResult> {
   const env = vcsEnv(opts.env);
   if (opts.indexFile) env.GIT_INDEX_FILE = opts.indexFile;
-  const config = [...SAFE_CONFIG, `safe.directory=${dir}`].flatMap((c) => ['-c', c]);
+  const config = [...SAFE_CONFIG, `safe.directory=${dir}`, ...(opts.config ?? [])].flatMap((c) => ['-c', c]);
   return runProgram('git', [...config, '-C', dir, ...args], {
     cwd: dir,
     env,
@@ -62,14 +74,16 @@ export function git(dir: string, args: readonly string[], opts: GitOptions = {})
 }
 
 /** Identity for commits: the user's git configuration, else the environment, else a fixed default. */
-async function identityEnv(dir: string): Promise<NodeJS.ProcessEnv> {
+export async function identityEnv(dir: string): Promise<NodeJS.ProcessEnv> {
   const env: NodeJS.ProcessEnv = {};
-  const [name, email] = (
-    await Promise.all([
-      git(dir, ['config', 'user.name'], { okCodes: [0, 1] }),
-      git(dir, ['config', 'user.email'], { okCodes: [0, 1] }),
-    ])
-  ).map((r) => r.stdout.toString().trim());
+  const out = await git(dir, ['config', '-z', '--get-regexp', '^user\\.(name|email)$'], { okCodes: [0, 1] });
+  const set = new Map<string, string>();
+  for (const rec of out.stdout.toString().split('\0')) {
+    const nl = rec.indexOf('\n');
+    // The last value wins, as for `git config user.name`; a key without a value is boolean true.
+    if (rec) set.set(nl < 0 ? rec : rec.slice(0, nl), nl < 0 ? 'true' : rec.slice(nl + 1).trim());
+  }
+  const [name, email] = [set.get('user.name'), set.get('user.email')];
   if (!name && !process.env.GIT_AUTHOR_NAME) env.GIT_AUTHOR_NAME = env.GIT_COMMITTER_NAME = 'cloudlets';
   if (!email && !process.env.GIT_AUTHOR_EMAIL)
     env.GIT_AUTHOR_EMAIL = env.GIT_COMMITTER_EMAIL = 'cloudlets@localhost';
@@ -117,12 +131,80 @@ export async function gitReadAt(dir: string, rev: string, repoPath: string): Pro
   return r.code === 0 ? r.stdout : undefined;
 }
 
+/** What a checkout needs to know before git switches: both revisions and both metadata files' text. */
+export interface CheckoutTargets {
+  /** HEAD; undefined before the first commit. */
+  oldRev: string | undefined;
+  target: string;
+  beforeText: string;
+  afterText: string;
+}
+
+/**
+ * HEAD, `rev` and the metadata file at each, from one `git cat-file --batch` (one process, one view of
+ * the repository) instead of four.
+ */
+export async function gitCheckoutTargets(
+  dir: string,
+  rev: string,
+  metadataPath: string,
+): Promise<CheckoutTargets> {
+  const unknown = () =>
+    new CloudletsError('EUSAGE', `unknown revision "${rev}"`, {
+      where: dir,
+      hint: 'see `cloudlets log IMAGE`',
+    });
+  // A request is one line; no revision name holds a line break.
+  if (/[\n\r]/.test(rev)) throw unknown();
+  const requests = [
+    'HEAD^{commit}',
+    `${rev}^{commit}`,
+    `HEAD:${metadataPath}`,
+    `${rev}^{commit}:${metadataPath}`,
+  ];
+  const out = (await git(dir, ['cat-file', '--batch'], { input: `${requests.join('\n')}\n` })).stdout;
+  // Each answer: `SHA TYPE SIZE\n` + SIZE bytes + `\n`, or `NAME missing\n` (or `ambiguous`).
+  const answers: ({ sha: string; body: Buffer } | undefined)[] = [];
+  let at = 0;
+  for (const req of requests) {
+    const nl = out.indexOf(0x0a, at);
+    if (nl < 0) throw new CloudletsError('EEXTERNAL', `git cat-file: no answer for ${req}`, { where: dir });
+    const header = out.subarray(at, nl).toString();
+    const m = /^([0-9a-f]{40,64}) (\w+) (\d+)$/.exec(header);
+    if (!m) {
+      answers.push(undefined);
+      at = nl + 1;
+      continue;
+    }
+    const size = Number(m[3]);
+    answers.push({ sha: m[1]!, body: out.subarray(nl + 1, nl + 1 + size) });
+    at = nl + 1 + size + 1;
+  }
+  const [head, target, before, after] = answers;
+  if (!target) throw unknown();
+  return {
+    oldRev: head?.sha,
+    target: target.sha,
+    beforeText: head && before ? before.body.toString('utf8') : '',
+    afterText: after ? after.body.toString('utf8') : '',
+  };
+}
+
 export interface ContentChanges {
   added: Buffer[];
   modified: Buffer[];
   deleted: Buffer[];
   /** The metadata file itself changed (it is left out of the lists). */
   metadataChanged?: boolean;
+  /** git: every staged difference, repository paths, as the commit records it. */
+  staged?: StagedEntry[];
+}
+
+/** One index entry that differs from the parent commit; mode `000000` when it is gone. */
+export interface StagedEntry {
+  mode: string;
+  sha: string;
+  path: Buffer;
 }
 
 const nulList = (paths: readonly Buffer[]): Buffer =>
@@ -185,64 +267,81 @@ export interface StreamingStage {
 /**
  * Stages into the real index while the tree is still being walked. Same result as `gitStage(dir, cap)`.
  *
- * 1. Refresh: the paths the index already tracks are re-staged at once (as `git add -u` would), so git
- *    hashes the files that changed while the manifest loads and the walk runs. Only a head start: if it
+ * 1. Refresh, from the start: `git add -u` re-stages what the index tracks, trusting its stat data, so
+ *    git hashes the changed files while the manifest loads and the walk runs. Only a head start: if it
  *    fails (a tracked path became unreadable or special), the index is left as it was and pass 2 does it.
- * 2. `update-index --stdin` takes each path the walk finds as it comes (unchanged ones cost an lstat).
+ *    Entries of nested repositories (escaped names, not on disk) come out here and back in by hash.
+ * 2. `update-index --stdin` takes each path the walk finds that the refresh did not already stage.
  * 3. Entries that are gone are removed (`--replace` already dropped any a new path displaced).
  * Only one git process writes the index at a time: each waits for the one before.
  */
 export function startGitStage(dir: string): StreamingStage {
   const stop = new AbortController();
-  const listed = git(dir, ['ls-files', '-z', '--cached'], { signal: stop.signal }).then((r) =>
-    splitNul(r.stdout),
+  const refreshed = git(dir, ['add', '-u'], { signal: stop.signal, config: PACK_BLOBS }).then(
+    () => true,
+    () => false,
   );
-  const refreshed = listed
-    .then(async (current) => {
-      // Nested repositories' escaped entries are not on disk under those names: placed by hash later.
-      const plain = current.filter((p) => !mayBeEscaped(p) || fromRepoPath(p, '.git').subarray(1).equals(p));
-      if (plain.length === 0 || stop.signal.aborted) return;
-      await git(dir, ['update-index', '--add', '--remove', '--replace', '-z', '--stdin'], {
-        input: nulList(plain),
-        signal: stop.signal,
-      });
-    })
-    .catch(() => {});
+  // Listed after the refresh: a tracked file it found missing is out of the index, so pass 2 takes it if
+  // it is back.
+  const listed = refreshed.then(async (ok) => ({
+    current: splitNul((await git(dir, ['ls-files', '-z', '--cached'], { signal: stop.signal })).stdout),
+    ok,
+  }));
   const feed = new PassThrough();
-  const updating = refreshed.then(() =>
-    git(dir, ['update-index', '--add', '--replace', '-z', '--stdin'], { input: feed, signal: stop.signal }),
-  );
-  // Until finish() awaits them, a failure must not surface as an unhandled rejection.
-  listed.catch(() => {});
-  updating.catch(() => {});
+  const NUL = Buffer.from([0]);
   let batch: Buffer[] = [];
   let batchBytes = 0;
+  /** Repository paths the refresh staged (empty when it failed); undefined until listed. */
+  let staged: Set<string> | undefined;
+  const found: Buffer[] = [];
+  const take = (repoPath: Buffer) => {
+    if (staged!.has(repoPath.toString('latin1'))) return;
+    batch.push(repoPath, NUL);
+    batchBytes += repoPath.length + 1;
+    if (batchBytes >= 64 * 1024) flush();
+  };
   const flush = () => {
     if (batch.length > 0) feed.write(Buffer.concat(batch));
     batch = [];
     batchBytes = 0;
   };
+  const ready = listed.then(({ current, ok }) => {
+    staged = ok ? new Set(current.map((p) => p.toString('latin1'))) : new Set();
+    for (const p of found) take(p);
+    found.length = 0;
+    return current;
+  });
+  // Paths new to the index: one pack for a first import, loose objects (as git add) for the few of later commits.
+  const updating = ready.then((current) =>
+    git(dir, ['update-index', '--add', '--replace', '-z', '--stdin'], {
+      input: feed,
+      signal: stop.signal,
+      config: current.length === 0 ? PACK_BLOBS : [],
+    }),
+  );
+  // Until finish() awaits them, a failure must not surface as an unhandled rejection.
+  ready.catch(() => {});
+  updating.catch(() => {});
   const abort = () => {
     stop.abort();
     feed.destroy();
   };
-  const NUL = Buffer.from([0]);
   return {
     add(p) {
       if (needsEscape(p, '.git')) return; // placed by hash in finish()
-      batch.push(p.subarray(1), NUL);
-      batchBytes += p.length;
-      if (batchBytes >= 64 * 1024) flush();
+      if (staged) take(p.subarray(1));
+      else found.push(p.subarray(1));
     },
     abort,
     async finish(cap) {
       let current: Buffer[];
       try {
-        current = await listed;
+        current = await ready;
       } catch (err) {
         abort();
         throw err;
       }
+      // Rewritten since the refresh staged it.
       batch.push(Buffer.from('.cloudlet/metadata'), NUL);
       flush();
       feed.end();
@@ -254,10 +353,6 @@ export function startGitStage(dir: string): StreamingStage {
     },
   };
 }
-
-/** Cheap test before `fromRepoPath`: only a name ending in the escape suffix can be escaped. */
-const mayBeEscaped = (repoPath: Buffer): boolean =>
-  repoPath.toString('latin1').toLowerCase().includes(ESCAPE_SUFFIX);
 
 /** Blobs git will not take by path (under a nested .git) and the metadata text, placed by hash. */
 async function stageByHash(
@@ -320,61 +415,46 @@ export async function gitStagedChanges(
 ): Promise<ContentChanges> {
   const o = { indexFile };
   const res: ContentChanges = { added: [], modified: [], deleted: [] };
+  const staged: StagedEntry[] = [];
   if (!rev) {
-    res.added = splitNul((await git(dir, ['ls-files', '-z', '--cached'], o)).stdout);
+    // `MODE SHA STAGE<TAB>PATH`
+    for (const rec of splitNul((await git(dir, ['ls-files', '-z', '--stage'], o)).stdout)) {
+      const tab = rec.indexOf(9);
+      const [mode = '', sha = ''] = rec.subarray(0, tab).toString().split(' ');
+      const path = rec.subarray(tab + 1);
+      res.added.push(path);
+      staged.push({ mode, sha, path });
+    }
   } else {
+    // `:SRCMODE DSTMODE SRCSHA DSTSHA STATUS`, then the path
     const parts = splitNul(
-      (await git(dir, ['diff-index', '--cached', '-z', '--name-status', '--no-renames', rev], o)).stdout,
+      (await git(dir, ['diff-index', '--cached', '-z', '--raw', '--no-renames', '--no-abbrev', rev], o))
+        .stdout,
     );
     for (let i = 0; i + 1 < parts.length; i += 2) {
-      const st = parts[i]!.toString();
+      const [, mode = '', , sha = '', st = ''] = parts[i]!.toString().split(' ');
+      const path = parts[i + 1]!;
+      if (st === 'U') {
+        throw new CloudletsError('EEXTERNAL', `${showPath(fromRepoPath(path, '.git'))} is still unmerged`, {
+          where: dir,
+          hint: 'resolve the conflict (cloudlets git IMAGE status), then commit again',
+        });
+      }
       const list = st === 'A' ? res.added : st === 'D' ? res.deleted : res.modified;
-      list.push(parts[i + 1]!);
+      list.push(path);
+      staged.push({ mode, sha, path });
     }
   }
   const isMeta = (p: Buffer) => p.toString() === '.cloudlet/metadata';
   const img = (l: Buffer[]) => l.filter((p) => !isMeta(p)).map((p) => fromRepoPath(p, '.git'));
   const metadataChanged = [...res.added, ...res.modified].some(isMeta);
-  return { added: img(res.added), modified: img(res.modified), deleted: img(res.deleted), metadataChanged };
-}
-
-/**
- * Commits the index with plumbing (write-tree, commit-tree, update-ref): no hooks, and no second pass over
- * the working tree, which `git commit` would make to refresh the index.
- */
-export async function gitCommit(
-  dir: string,
-  message: string,
-  /** What the caller already knows or has started: the parent (HEAD) and `gitWriteTree`. */
-  known: { parent: string | undefined; tree: Promise<string> } | undefined = undefined,
-): Promise<string> {
-  const [env, tree, parent] = await Promise.all([
-    identityEnv(dir),
-    known ? known.tree : gitWriteTree(dir),
-    known ? known.parent : gitHead(dir),
-  ]);
-  const args = ['commit-tree', tree, ...(parent ? ['-p', parent] : []), '-F', '-'];
-  const commit = (
-    await git(dir, args, { input: message.endsWith('\n') ? message : `${message}\n`, env })
-  ).stdout
-    .toString()
-    .trim();
-  const subject = message.split('\n')[0] ?? '';
-  // With the old value given, update-ref refuses if HEAD moved meanwhile.
-  await git(dir, [
-    'update-ref',
-    '-m',
-    `commit${parent ? '' : ' (initial)'}: ${subject}`,
-    'HEAD',
-    commit,
-    ...(parent ? [parent] : []),
-  ]);
-  return commit;
-}
-
-/** Writes the index's tree objects; returns the root tree. */
-export async function gitWriteTree(dir: string): Promise<string> {
-  return (await git(dir, ['write-tree'])).stdout.toString().trim();
+  return {
+    added: img(res.added),
+    modified: img(res.modified),
+    deleted: img(res.deleted),
+    metadataChanged,
+    staged,
+  };
 }
 
 export interface LogEntry {

@@ -4,6 +4,8 @@
 // the mapping one-to-one. Compared without case, as git and hg do.
 export const ESCAPE_SUFFIX = '.cloudlets-escaped';
 
+const SLASH = Buffer.from('/');
+
 export type Reserved = '.git' | '.hg';
 
 function escapeComponent(c: string, reserved: Reserved): string {
@@ -30,7 +32,10 @@ export function toRepoPath(imagePath: Buffer, reserved: Reserved): Buffer {
 }
 
 export function fromRepoPath(repoPath: Buffer, reserved: Reserved): Buffer {
-  const parts = repoPath.toString('latin1').split('/');
+  const s = repoPath.toString('latin1');
+  // Only a component ending in the suffix can be escaped (most paths: no splitting).
+  if (!s.toLowerCase().includes(ESCAPE_SUFFIX)) return Buffer.concat([SLASH, repoPath]);
+  const parts = s.split('/');
   return Buffer.from(`/${parts.map((c) => unescapeComponent(c, reserved)).join('/')}`, 'latin1');
 }
 

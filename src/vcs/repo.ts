@@ -16,6 +16,7 @@ import { openDirectorySource } from '../stream/sources/dir.js';
 import { readTreeXattrs, type TreeXattrs } from '../stream/sources/xattrs.js';
 import { type Capture, captureSource, isRepositoryPath } from './capture.js';
 import * as G from './git.js';
+import { gitCommit, gitIdents } from './git-commit.js';
 import * as H from './hg.js';
 import {
   diffMetadata,
@@ -195,30 +196,43 @@ export async function commitImage(dir: string, opts: CommitOptions): Promise<Com
     throw new CloudletsError('EUSAGE', `is versioned with ${kind}, not ${opts.vcs}`, { where: dir });
   }
   mkdirSync(join(dir, '.cloudlet'), { recursive: true, mode: 0o755 });
-  // getfattr starts first: it walks the tree beside our own walk.
+  // git re-stages the files it tracks (hashing the changed ones) from the start, beside all the rest.
+  const stage = kind === 'git' ? G.startGitStage(dir) : undefined;
+  // Who commits is known before anything is staged (a failure only counts if there is a commit to make).
+  const idents = stage ? gitIdents(dir) : undefined;
+  idents?.catch(() => {});
+  // getfattr starts early too: it walks the tree beside our own walk.
   const xattrs = readImageXattrs(dir);
   xattrs.catch(() => {});
-  const rev = await head(kind, dir);
-  const beforeText = await readMetadataTextAt(kind, dir, rev);
+  let rev: string | undefined;
+  let beforeText: string;
+  try {
+    rev = await head(kind, dir);
+    beforeText = await readMetadataTextAt(kind, dir, rev);
+  } catch (err) {
+    stage?.abort();
+    throw err;
+  }
   const mtimes = opts.mtimes ?? hasMtimes(beforeText);
   const hasChanges = (c: G.ContentChanges) =>
     c.added.length + c.modified.length + c.deleted.length > 0 || c.metadataChanged === true || !rev;
   let cap: Capture;
   let metadata: MetadataChange[];
-  const diffWith = (lines: { sorted: MetaRecord[]; lines: string[] }) =>
-    metadataOnly(
-      diffMetadataText(
-        beforeText,
-        `${METADATA_REPO_PATH} at ${rev?.slice(0, 12)}`,
-        lines.sorted,
-        lines.lines,
-      ),
-    );
+  // The same text as the last commit's (content changed, nothing else) says nothing changed: no parsing.
+  const diffWith = (lines: { text: string; sorted: MetaRecord[]; lines: string[] }) =>
+    lines.text === beforeText
+      ? []
+      : metadataOnly(
+          diffMetadataText(
+            beforeText,
+            `${METADATA_REPO_PATH} at ${rev?.slice(0, 12)}`,
+            lines.sorted,
+            lines.lines,
+          ),
+        );
   let changes: G.ContentChanges;
   let newRev: string | undefined;
-  if (kind === 'git') {
-    // git hashes changed files while the walk goes on.
-    const stage = G.startGitStage(dir);
+  if (stage) {
     try {
       cap = await captureImage(dir, { ...opts, mtimes, xattrs, onContent: (p) => stage.add(p) });
     } catch (err) {
@@ -232,11 +246,8 @@ export async function commitImage(dir: string, opts: CommitOptions): Promise<Com
     // Compared while git finishes staging.
     metadata = diffWith(formatted);
     await staged;
-    const tree = G.gitWriteTree(dir);
-    tree.catch(() => {});
     changes = await G.gitStagedChanges(dir, rev);
-    if (hasChanges(changes)) newRev = await G.gitCommit(dir, opts.message, { parent: rev, tree });
-    else await tree;
+    if (hasChanges(changes)) newRev = await gitCommit(dir, opts.message, rev, changes.staged ?? [], idents);
   } else {
     cap = await captureImage(dir, { ...opts, mtimes, xattrs });
     const formatted = formatMetadataLines(cap.records);
@@ -435,7 +446,11 @@ interface Prepared {
   /** The target's metadata, parsed and validated. */
   after: MetaRecord[];
   /** Content paths that differ between the old and the target revision. */
-  changed: Set<string> | undefined;
+  changed: Promise<Set<string>> | undefined;
+  /** Records of `after` whose line the old metadata file has too: nothing about them changed. */
+  unchanged: ReadonlySet<MetaRecord>;
+  /** Records of the old metadata whose line the new one lacks (what may be stale). */
+  gone: MetaRecord[];
 }
 
 /** After the VCS updated the tree from `before` to the current revision: nested repos, stale nodes, metadata. */
@@ -446,29 +461,40 @@ async function settle(
   oldRev: string | undefined,
   opts: RestoreOptions,
   prepared?: Prepared,
+  /** The VCS was told the exact revision `prepared` is for: HEAD is known to be there. */
+  exact = false,
 ): Promise<{ rev: string; restore: RestoreResult }> {
-  const rev = (await head(kind, dir))!;
+  const rev = exact && prepared ? prepared.rev : (await head(kind, dir))!;
   // Prepared for another revision (the name moved meanwhile): read again.
   const ready = prepared?.rev === rev ? prepared : undefined;
   const after = ready ? ready.after : await readMetadataAt(kind, dir, rev);
   if (!ready) validateAll(dir, after);
   renameNested(dir, after, reservedOf(kind), false);
-  removeStale(dir, before, after);
+  // A record both files hold is still wanted: only the others can be stale.
+  removeStale(dir, ready ? ready.gone : before, after);
   let only: ((r: MetaRecord) => boolean) | undefined;
   if (oldRev) {
     // Only what the switch touched: changed metadata, content the VCS rewrote, and what it may have
     // made or removed (directories, special files). Files it left alone keep their state.
-    const changed = ready?.changed ?? (await changedPaths(kind, dir, oldRev, rev));
-    const old = new Map(before.map((r) => [r.path.toString('latin1'), r]));
-    only = (r) => {
-      const key = r.path.toString('latin1');
-      const o = old.get(key);
-      if (!o || !sameRecord(o, r) || changed.has(key)) return true;
+    const changed = (await ready?.changed) ?? (await changedPaths(kind, dir, oldRev, rev));
+    const touched = (r: MetaRecord): boolean => {
+      if (changed.has(r.path.toString('latin1'))) return true;
       if (r.type === 'hardlink') return changed.has(r.link!.toString('latin1'));
       return r.type !== 'file' && r.type !== 'symlink';
     };
+    if (ready) {
+      only = (r) => !ready.unchanged.has(r) || touched(r);
+    } else {
+      const old = new Map(before.map((r) => [r.path.toString('latin1'), r]));
+      only = (r) => {
+        const o = old.get(r.path.toString('latin1'));
+        return !o || !sameRecord(o, r) || touched(r);
+      };
+    }
   }
-  const restore = await restoreMetadata(dir, after, { trust: opts.trust, previous: before, only });
+  // Extended attributes to remove can only be on records whose line changed.
+  const previous = ready ? ready.gone : before;
+  const restore = await restoreMetadata(dir, after, { trust: opts.trust, previous, only });
   return { rev, restore };
 }
 
@@ -492,6 +518,14 @@ async function withNestedEscaped<T>(
   }
 }
 
+/**
+ * Whether a metadata file may list a nested repository (a path with a `.git` or `.hg` component), which
+ * must be renamed before the VCS switches. A quick superset test on the text: paths are written with
+ * `.`, letters and `/` as they are.
+ */
+const mayListNested = (text: string, kind: VcsKind): boolean =>
+  (kind === 'git' ? /\/\.git/i : /\/\.hg/i).test(text);
+
 export async function checkoutImage(
   dir: string,
   rev: string,
@@ -499,38 +533,71 @@ export async function checkoutImage(
 ): Promise<CheckoutResult> {
   dir = resolve(dir);
   const kind = requireVcs(dir);
-  const [oldRev, target] = await Promise.all([
-    head(kind, dir),
-    kind === 'git' ? G.gitResolve(dir, rev) : H.hgResolve(dir, rev),
-  ]);
-  // Everything about the target is read up front; its metadata is parsed while the VCS switches.
-  const [beforeText, afterText, changed] = await Promise.all([
-    readMetadataTextAt(kind, dir, oldRev),
-    readMetadataTextAt(kind, dir, target),
-    oldRev ? changedPaths(kind, dir, oldRev, target) : undefined,
-  ]);
-  // Lines both revisions share are parsed (and checked, by withNestedEscaped) once.
+  const { oldRev, target, beforeText, afterText } =
+    kind === 'git'
+      ? await G.gitCheckoutTargets(dir, rev, METADATA_REPO_PATH)
+      : await hgCheckoutTargets(dir, rev);
+  const changed = oldRev ? changedPaths(kind, dir, oldRev, target) : undefined;
+  changed?.catch(() => {});
+  // Lines both revisions share are parsed (and checked) once.
   const byLine = new Map<string, MetaRecord>();
-  const before = oldRev && beforeText ? parseMetadata(beforeText, whereAt(oldRev), { byLine }) : [];
+  let before: MetaRecord[] = [];
+  const readBefore = () => {
+    before = oldRev && beforeText ? parseMetadata(beforeText, whereAt(oldRev), { byLine }) : [];
+    validateAll(dir, before);
+  };
+  // Nested repositories take their escaped names before the switch, so the old file is read first then.
+  // Otherwise the VCS starts at once and both files are read while it works; the old one is still
+  // checked before anything of ours touches the tree.
+  const nested = mayListNested(beforeText, kind);
+  if (nested) readBefore();
   let prepared: Prepared | undefined;
-  await withNestedEscaped(kind, dir, before, async () => {
+  const switchTree = async () => {
     const switching =
       kind === 'git'
         ? G.git(dir, ['checkout', '-q', rev === target ? target : rev, '--'])
         : H.hg(dir, ['update', '--check', '-r', target]);
     switching.catch(() => {});
+    let failed: unknown;
     try {
-      const reused = new Set<MetaRecord>();
-      const after = afterText ? parseMetadata(afterText, whereAt(target), { reuse: byLine, reused }) : [];
-      validateAll(dir, after, reused);
-      prepared = { rev: target, after, changed };
-    } catch {
-      // Not prepared: settle reads it again and reports the problem, after the switch, as before.
+      if (!nested) readBefore();
+    } catch (err) {
+      failed = err;
+    }
+    if (failed === undefined) {
+      try {
+        const unchanged = new Set<MetaRecord>();
+        let after: MetaRecord[];
+        if (afterText === beforeText && oldRev) {
+          after = before;
+          for (const r of before) unchanged.add(r);
+        } else {
+          after = afterText
+            ? parseMetadata(afterText, whereAt(target), { reuse: byLine, reused: unchanged })
+            : [];
+        }
+        validateAll(dir, after, unchanged);
+        prepared = { rev: target, after, changed, unchanged, gone: before.filter((r) => !unchanged.has(r)) };
+      } catch {
+        // Not prepared: settle reads it again and reports the problem, after the switch, as before.
+      }
     }
     await switching;
-  });
-  const done = await settle(kind, dir, before, oldRev, opts, prepared);
+    if (failed !== undefined) throw failed;
+  };
+  if (nested) await withNestedEscaped(kind, dir, before, switchTree);
+  else await switchTree();
+  const done = await settle(kind, dir, before, oldRev, opts, prepared, rev === target);
   return { vcs: kind, ...done };
+}
+
+async function hgCheckoutTargets(dir: string, rev: string): Promise<G.CheckoutTargets> {
+  const [oldRev, target] = await Promise.all([H.hgHead(dir), H.hgResolve(dir, rev)]);
+  const [beforeText, afterText] = await Promise.all([
+    readMetadataTextAt('hg', dir, oldRev),
+    readMetadataTextAt('hg', dir, target),
+  ]);
+  return { oldRev, target, beforeText, afterText };
 }
 
 export interface CloneOptions extends RestoreOptions {

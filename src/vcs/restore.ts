@@ -494,6 +494,7 @@ function makedev(major: number, minor: number): number {
  * files are never listed, so never removed; a directory still holding something stays.
  */
 export function removeStale(dir: string, before: readonly MetaRecord[], after: readonly MetaRecord[]): void {
+  if (before.length === 0) return;
   const where = `${dir}/.cloudlet/metadata`;
   const keep = new Set(after.map((r) => r.path.toString('latin1')));
   const root = Buffer.from(dir.replace(/\/+$/, ''));
