@@ -11,7 +11,9 @@
 // take relative to their own file (`../../schema/...`) still name the same files; `import.meta.url` is the
 // bundle's URL. The library (dist/index.js) stays unbundled for importers.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { build } from 'esbuild';
 
 const bundle = 'dist/cli/cloudlets.cjs';
@@ -37,17 +39,46 @@ copyFileSync('scripts/cli-loader.mjs', 'dist/cli/main.js');
 rmSync('dist/cli/main.js.map', { force: true });
 rmSync(`${bundle}.cache`, { force: true });
 
-// The code cache: made after a representative command (an archive of the example image) has run, so it
-// holds the functions a command compiles, not only the top level.
-const warmUp = spawnSync(
-  process.execPath,
-  ['dist/cli/main.js', 'tar', 'examples/sample.cloudlet', '-o', '-'],
-  {
-    env: { ...process.env, CLOUDLETS_WRITE_CODE_CACHE: `${process.cwd()}/${bundle}.cache` },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  },
-);
-if (warmUp.status !== 0) {
-  // No cache: the command still works, only starts slower.
-  console.warn(`bundle: no code cache (the warm-up failed: ${warmUp.stderr.toString().trim()})`);
+// The code cache: made after representative commands have run, so that it holds the functions commands
+// compile, not only the top level. Each run starts from the cache the one before wrote and writes it
+// again with what it compiled too: an archive of the example image, then a commit, a second commit and
+// a checkout of a copy of it (git needed; without it the cache holds what ran before).
+const work = mkdtempSync(join(tmpdir(), 'cloudlets-bundle-'));
+const image = join(work, 'image');
+const env = {
+  ...process.env,
+  CLOUDLETS_WRITE_CODE_CACHE: `${process.cwd()}/${bundle}.cache`,
+  GIT_AUTHOR_NAME: 'build',
+  GIT_AUTHOR_EMAIL: 'build@cloudlets.invalid',
+  GIT_COMMITTER_NAME: 'build',
+  GIT_COMMITTER_EMAIL: 'build@cloudlets.invalid',
+};
+const warmUps = [
+  ['tar', 'examples/sample.cloudlet', '-o', '-'],
+  ['commit', image, '-m', 'one'],
+  ['commit', image, '-m', 'two'],
+  ['checkout', image, 'FIRST'],
+];
+try {
+  cpSync('examples/sample.cloudlet', image, { recursive: true, verbatimSymlinks: true });
+  for (const args of warmUps) {
+    if (args[2] === 'two') writeFileSync(join(image, 'etc/motd'), 'changed\n');
+    if (args[2] === 'FIRST') {
+      const first = spawnSync('git', ['-C', image, 'rev-list', '--max-parents=0', 'HEAD'], {
+        encoding: 'utf8',
+      });
+      args[2] = first.stdout.trim();
+    }
+    const run = spawnSync(process.execPath, ['dist/cli/main.js', ...args], {
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    if (run.status !== 0) {
+      // The cache holds what ran so far: commands still work, some only start slower.
+      console.warn(`bundle: code cache warm-up \`${args[0]}\` failed: ${run.stderr.toString().trim()}`);
+      break;
+    }
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
 }
