@@ -161,7 +161,12 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
       };
       if (type === 'file') {
         const size = r.size;
-        const hostPath = host(path);
+        // Made when the content is read: a commit's walk never reads it, and it is a buffer a file.
+        let hostPath: Buffer | undefined;
+        const hostFile = () => {
+          hostPath ??= host(path);
+          return hostPath;
+        };
         if (r.nlink > 1) {
           const key = `${r.dev()}:${r.ino()}`;
           const first = firstLinks.get(key);
@@ -174,8 +179,8 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
           }
         }
         if (type === 'file') entry.size = size;
-        entry.content = () => readContent(hostPath, path, size);
-        entry.openContentSync = () => openHostFile(hostPath, path, size);
+        entry.content = () => readContent(hostFile(), path, size);
+        entry.openContentSync = () => openHostFile(hostFile(), path, size);
       } else if (type === 'symlink') {
         entry.linkTarget = r.link;
       } else if (type === 'char' || type === 'block') {
