@@ -56,36 +56,33 @@ export async function readJsonInput(ctx: CliContext, value: string, what: string
   return { value: parseJson(text, { where, code: 'ECONFIG' }), where };
 }
 
-/** Opens IMAGE with the global `--manifest`, prints the manifest's warnings, and closes it afterwards. */
+/**
+ * Opens IMAGE with the global `--manifest`, prints the manifest's warnings, and closes it afterwards.
+ * `exporting`: every entry is about to go out, templates rendered (tar, build), so the slow starts begin
+ * first and overlap loading the manifest: the source's walk (ImageSource.readAhead) and the template
+ * renderer's child process (prestartRenderer, stopped afterwards if no render took it).
+ */
 export async function withImage<T>(
   ctx: CliContext,
   spec: string,
-  opts: { manifestFile?: string | undefined; strict?: boolean | undefined; readAhead?: boolean },
+  opts: { manifestFile?: string | undefined; strict?: boolean | undefined; exporting?: boolean },
   use: (image: Image) => Promise<T> | T,
 ): Promise<T> {
-  const image = await openImage(spec, {
-    ...(opts.manifestFile === undefined ? {} : { manifestFile: opts.manifestFile }),
-    ...(opts.strict ? { strict: true } : {}),
-    ...(opts.readAhead ? { readAhead: true } : {}),
-  });
+  if (opts.exporting) prestartRenderer();
   try {
-    for (const w of image.warnings) warn(ctx, w);
-    return await use(image);
+    const image = await openImage(spec, {
+      ...(opts.manifestFile === undefined ? {} : { manifestFile: opts.manifestFile }),
+      ...(opts.strict ? { strict: true } : {}),
+      ...(opts.exporting ? { readAhead: true } : {}),
+    });
+    try {
+      for (const w of image.warnings) warn(ctx, w);
+      return await use(image);
+    } finally {
+      await image.source.close?.();
+    }
   } finally {
-    await image.source.close?.();
-  }
-}
-
-/**
- * Runs `use` with the template renderer's child process already booting (templates/index.ts,
- * prestartRenderer), for commands that render on the way out; stops it if no render took it.
- */
-export async function withRendererStarted<T>(use: () => Promise<T>): Promise<T> {
-  prestartRenderer();
-  try {
-    return await use();
-  } finally {
-    discardSpareRenderer();
+    if (opts.exporting) discardSpareRenderer();
   }
 }
 

@@ -17,13 +17,7 @@ import { exportEntries } from '../../pipeline/export.js';
 import type { Entry } from '../../stream/entry.js';
 import { createProgress } from '../../util/progress.js';
 import { type CliContext, type GlobalOptions, warn, writeJson } from '../context.js';
-import {
-  type JsonInput,
-  parseTemplateTimeout,
-  readJsonInput,
-  withImage,
-  withRendererStarted,
-} from '../input.js';
+import { type JsonInput, parseTemplateTimeout, readJsonInput, withImage } from '../input.js';
 
 export interface BuildOptions {
   format: string;
@@ -151,43 +145,41 @@ export async function withBuildImage<T>(
     enabled: ctx.interactive,
     label: basename(prepared.output),
   });
-  return withRendererStarted(() =>
-    withImage(ctx, image, { manifestFile: prepared.manifestFile, readAhead: true }, async (img) => {
-      const configuration = validateConfiguration(img.manifest, prepared.input.value, {
-        where: prepared.input.where,
-      });
-      const entries = () =>
-        lazy(() =>
-          exportEntries(img, {
-            configuration,
-            templateTimeoutMs: prepared.templateTimeoutMs,
-            signal: ctx.signal,
-            onWarning: (m) => warn(ctx, m),
-          }),
-        );
-      try {
-        const result = await fn({
-          manifest: img.manifest,
-          source: img.source,
-          entries,
-          output: prepared.output,
-          force: opts.force ?? false,
-          kernel: opts.kernel,
-          initrd: opts.initrd,
-          cmdline: opts.cmdline,
-          reproducible: opts.reproducible ?? false,
-          sourceDateEpoch: prepared.sourceDateEpoch,
+  return withImage(ctx, image, { manifestFile: prepared.manifestFile, exporting: true }, async (img) => {
+    const configuration = validateConfiguration(img.manifest, prepared.input.value, {
+      where: prepared.input.where,
+    });
+    const entries = () =>
+      lazy(() =>
+        exportEntries(img, {
+          configuration,
+          templateTimeoutMs: prepared.templateTimeoutMs,
           signal: ctx.signal,
-          onProgress: (p) => progress.update(p.bytes, p.contentBytes),
-        });
-        progress.done();
-        return result;
-      } catch (err) {
-        progress.done({ clear: true });
-        throw err;
-      }
-    }),
-  );
+          onWarning: (m) => warn(ctx, m),
+        }),
+      );
+    try {
+      const result = await fn({
+        manifest: img.manifest,
+        source: img.source,
+        entries,
+        output: prepared.output,
+        force: opts.force ?? false,
+        kernel: opts.kernel,
+        initrd: opts.initrd,
+        cmdline: opts.cmdline,
+        reproducible: opts.reproducible ?? false,
+        sourceDateEpoch: prepared.sourceDateEpoch,
+        signal: ctx.signal,
+        onProgress: (p) => progress.update(p.bytes, p.contentBytes),
+      });
+      progress.done();
+      return result;
+    } catch (err) {
+      progress.done({ clear: true });
+      throw err;
+    }
+  });
 }
 
 /** An iterable whose source is made on first use: buildDisk reads the stream twice. */

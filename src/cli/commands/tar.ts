@@ -10,7 +10,7 @@ import { writeTar } from '../../stream/sinks/tar.js';
 import { openAtomicOutput } from '../../util/atomic-output.js';
 import { createProgress } from '../../util/progress.js';
 import { type CliContext, type GlobalOptions, warn } from '../context.js';
-import { parseTemplateTimeout, readJsonInput, withImage, withRendererStarted } from '../input.js';
+import { parseTemplateTimeout, readJsonInput, withImage } from '../input.js';
 
 interface TarOptions {
   config?: string;
@@ -72,51 +72,49 @@ export async function run(ctx: CliContext, image: string, opts: TarOptions, cmd:
       ? { value: {}, where: 'configuration' }
       : await readJsonInput(ctx, opts.config, 'configuration');
 
-  await withRendererStarted(() =>
-    withImage(ctx, image, { manifestFile: manifest, readAhead: true }, async (img) => {
-      const configuration = validateConfiguration(img.manifest, input.value, { where: input.where });
-      const entries = await exportEntries(img, {
-        configuration,
-        only: opts.only,
-        templateTimeoutMs,
-        signal: ctx.signal,
-        onWarning: (message) => warn(ctx, message),
-      });
-      const tarOpts = { mtimeClampNs, signal: ctx.signal };
-      if (toStdout) {
-        const result = await writeTar(entries, ctx.stdout, tarOpts);
-        reportSkipped(ctx, result.skipped);
-        return;
-      }
+  await withImage(ctx, image, { manifestFile: manifest, exporting: true }, async (img) => {
+    const configuration = validateConfiguration(img.manifest, input.value, { where: input.where });
+    const entries = await exportEntries(img, {
+      configuration,
+      only: opts.only,
+      templateTimeoutMs,
+      signal: ctx.signal,
+      onWarning: (message) => warn(ctx, message),
+    });
+    const tarOpts = { mtimeClampNs, signal: ctx.signal };
+    if (toStdout) {
+      const result = await writeTar(entries, ctx.stdout, tarOpts);
+      reportSkipped(ctx, result.skipped);
+      return;
+    }
 
-      const out = await openAtomicOutput(outPath, { force: opts.force ?? false });
-      // SIGINT/SIGTERM: stop writing at once (a pending write wait ends too); the temp file is removed below.
-      const onAbort = () => out.stream.destroy();
-      ctx.signal.addEventListener('abort', onAbort, { once: true });
-      const progress = createProgress({ stream: ctx.stderr, enabled: ctx.interactive, label: opts.output });
-      try {
-        const result = await writeTar(
-          withoutOwnOutput(entries, img, [outPath, out.tempPath], ctx),
-          // The file's descriptor, written synchronously: the fast path (see TarOutput).
-          { fd: out.fd },
-          {
-            ...tarOpts,
-            onProgress: (p) => progress.update(p.bytes),
-          },
-        );
-        ctx.signal.throwIfAborted();
-        await out.commit();
-        progress.done();
-        reportSkipped(ctx, result.skipped);
-      } catch (err) {
-        progress.done({ clear: true });
-        await out.abort();
-        throw ctx.signal.aborted ? ctx.signal.reason : err;
-      } finally {
-        ctx.signal.removeEventListener('abort', onAbort);
-      }
-    }),
-  );
+    const out = await openAtomicOutput(outPath, { force: opts.force ?? false });
+    // SIGINT/SIGTERM: stop writing at once (a pending write wait ends too); the temp file is removed below.
+    const onAbort = () => out.stream.destroy();
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    const progress = createProgress({ stream: ctx.stderr, enabled: ctx.interactive, label: opts.output });
+    try {
+      const result = await writeTar(
+        withoutOwnOutput(entries, img, [outPath, out.tempPath], ctx),
+        // The file's descriptor, written synchronously: the fast path (see TarOutput).
+        { fd: out.fd },
+        {
+          ...tarOpts,
+          onProgress: (p) => progress.update(p.bytes),
+        },
+      );
+      ctx.signal.throwIfAborted();
+      await out.commit();
+      progress.done();
+      reportSkipped(ctx, result.skipped);
+    } catch (err) {
+      progress.done({ clear: true });
+      await out.abort();
+      throw ctx.signal.aborted ? ctx.signal.reason : err;
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+    }
+  });
 }
 
 function reportSkipped(ctx: CliContext, skipped: number): void {
