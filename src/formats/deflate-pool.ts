@@ -10,7 +10,8 @@
 // up before collecting them, per worker; so the worker asks for a collection after each batch (its heap
 // is tiny, this costs well under a millisecond). `gc` is reached through the documented V8 flag.
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startEvalWorker } from '../util/eval-worker.js';
 
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
@@ -131,8 +132,7 @@ export function createDeflatePool(o: { size?: number; level?: number } = {}): De
     }
   };
   const workers = Array.from({ length: size }, () => {
-    // No inherited flags: `node --input-type=module` would make the eval'd source an ES module, without require.
-    const w = new Worker(WORKER_SOURCE, { eval: true, execArgv: [] });
+    const w = startEvalWorker(WORKER_SOURCE);
     w.on('message', (msg: { id: number; out?: ArrayBuffer; sizes?: number[]; error?: string }) => {
       const job = running.get(w);
       running.delete(w);

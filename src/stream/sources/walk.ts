@@ -4,8 +4,7 @@
  * call into the error a synchronous walk would have thrown at the same point of the stream.
  */
 import { readdirSync } from 'node:fs';
-import { Worker } from 'node:worker_threads';
-
+import { startEvalWorker } from '../../util/eval-worker.js';
 import { sourceErrorFromCode } from './host-file.js';
 import { RECORD, WALK_CTRL, type WalkChunk, type WalkerData, walkerThread } from './walk-worker.js';
 
@@ -73,8 +72,7 @@ export function startWalk(realRoot: string, pruned: string[], opts: WalkOptions 
     chunkBytes: opts.chunkBytes ?? CHUNK_BYTES,
     maxChunks: opts.maxChunks ?? MAX_CHUNKS,
   };
-  // No inherited flags: `node --input-type=module` would make the eval'd source an ES module, without require.
-  const worker = new Worker(WORKER_SOURCE, { eval: true, workerData, execArgv: [] });
+  const worker = startEvalWorker(WORKER_SOURCE, { workerData });
   const queue: WalkChunk[] = [];
   let failure: Error | undefined;
   /** The walk's own error (a failed system call), due after the records before it. */
@@ -117,9 +115,8 @@ export function startWalk(realRoot: string, pruned: string[], opts: WalkOptions 
           Atomics.sub(ctrl, WALK_CTRL.OUTSTANDING, 1);
           bump();
           if (records.length > 0) return records;
-          if (failed) throw failed;
-          if (!chunk.done) continue;
-          return undefined;
+          if (chunk.done && !failed) return undefined;
+          continue; // an empty chunk, or the failure: thrown above
         }
         if (ended) return undefined;
         if (failure) throw failure;
