@@ -95,7 +95,6 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   const hostRoot = Buffer.from(realRoot === '/' ? '' : realRoot);
   const host = (path: Buffer) =>
     path.length === 1 ? Buffer.from(realRoot) : Buffer.concat([hostRoot, path]);
-  const prune = opts.prune;
 
   /** The walk thread and the getfattr run of one iteration, started as soon as asked for. */
   interface Reading {
@@ -120,7 +119,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
           });
     // If the walk fails first, the getfattr failure must not surface as an unhandled rejection.
     xattrs.catch(() => {});
-    const walk = startWalk(realRoot, prunedRootNames(realRoot, prune));
+    const walk = startWalk(realRoot, prunedRootNames(realRoot, opts.prune));
     return {
       walk,
       xattrs,

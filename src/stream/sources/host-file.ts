@@ -12,7 +12,7 @@ const O_NOFOLLOW = constants.O_NOFOLLOW ?? 0;
  * How a file of an image is opened: never through a symlink swapped in since the walk, and never blocking
  * on a FIFO swapped in (O_NONBLOCK: its open returns at once).
  */
-export const HOST_FILE_FLAGS = constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK;
+const HOST_FILE_FLAGS = constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** One byte read past the expected end, to notice a file that grew; never handed out. */
 const PROBE = Buffer.alloc(1);
@@ -32,7 +32,7 @@ export function sourceError(err: unknown, path: Buffer, doing: string): Cloudlet
 }
 
 /** A file that is not the size the walk saw when its content was read. */
-export function changedSizeError(path: Buffer, size: number): CloudletsError {
+function changedSizeError(path: Buffer, size: number): CloudletsError {
   return new CloudletsError('ESOURCE', `changed size while being read (expected ${size} bytes)`, {
     where: path.toString('utf8'),
     hint: 'stop whatever is writing to the image and try again',

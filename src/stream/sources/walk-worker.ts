@@ -76,7 +76,8 @@ export function walkerThread(req: NodeJS.Require): void {
   let used = 0;
 
   const stopped = () => Atomics.load(ctrl, STOP) !== 0;
-  const post = (done: boolean): boolean => {
+  /** Sends the chunk; unless `done`, starts the next one with room for `need` bytes. False once asked to stop. */
+  const post = (done: boolean, need = 0): boolean => {
     if (used > 0 || done) {
       parentPort!.postMessage({ buffer, used, ...(done ? { done } : {}) } satisfies WalkChunk, [buffer]);
       Atomics.add(ctrl, OUTSTANDING, 1);
@@ -88,14 +89,15 @@ export function walkerThread(req: NodeJS.Require): void {
       if (Atomics.load(ctrl, OUTSTANDING) < data.maxChunks) break;
       Atomics.wait(ctrl, MAIN_EVENT, seen);
     }
-    buffer = new ArrayBuffer(data.chunkBytes);
+    // A record larger than a chunk (long path and link target, small test chunks) gets a chunk of its own.
+    buffer = new ArrayBuffer(Math.max(data.chunkBytes, need));
     bytes = Buffer.from(buffer);
     view = new DataView(buffer);
     used = 0;
     return true;
   };
   /** Room for `n` more bytes in the chunk; false once asked to stop. */
-  const room = (n: number): boolean => used + n <= bytes.length || post(false);
+  const room = (n: number): boolean => used + n <= bytes.length || post(false, n);
 
   const putBytes = (b: Buffer) => {
     view.setUint32(used, b.length, true);

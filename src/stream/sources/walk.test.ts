@@ -30,15 +30,20 @@ describe('startWalk (the directory walk thread)', () => {
         expected.push(file);
       }
     }
-    // 1 KiB chunks hold a few records each; two outstanding at most: the worker waits for the consumer
-    // over and over, and must still give everything once, in order.
-    const walk = startWalk(root, [], { chunkBytes: 1024, maxChunks: 2 });
-    const records = await all(walk);
-    walk.stop();
-    expect(records.map((r) => r.path.toString())).toEqual(expected);
-    const file = records.find((r) => r.path.toString().endsWith(`f07${'y'.repeat(80)}`))!;
-    expect(file.size).toBe(1);
-    expect(file.mode & 0o170000).toBe(0o100000);
+    // 1 KiB chunks hold a few records each, 64-byte ones not even one; two outstanding at most: the worker
+    // waits for the consumer over and over, and must still give everything once, in order.
+    for (const chunkBytes of [1024, 64]) {
+      const walk = startWalk(root, [], { chunkBytes, maxChunks: 2 });
+      const records = await all(walk);
+      walk.stop();
+      expect(
+        records.map((r) => r.path.toString()),
+        `chunks of ${chunkBytes}`,
+      ).toEqual(expected);
+      const file = records.find((r) => r.path.toString().endsWith(`f07${'y'.repeat(80)}`))!;
+      expect(file.size).toBe(1);
+      expect(file.mode & 0o170000).toBe(0o100000);
+    }
   });
 
   it('stops when the consumer stops early, with nothing left waiting', async () => {
