@@ -59,11 +59,15 @@ export function unsafePatternReason(source: string): string | undefined {
   return risk === undefined ? undefined : `may backtrack catastrophically: ${risk}`;
 }
 
+/** Where a stranger's schema sits, for errors: the file, the error code, the JSON pointer to it. */
+export interface SchemaOptions {
+  where: string;
+  code: ErrorCode;
+  pointerPrefix: (string | number)[];
+}
+
 /** Throws when any `pattern` or `patternProperties` key in the schema fails the screen. */
-export function checkSchemaPatterns(
-  schema: unknown,
-  opts: { where: string; code: ErrorCode; pointerPrefix: (string | number)[] },
-): void {
+export function checkSchemaPatterns(schema: unknown, opts: SchemaOptions): void {
   const fail = (path: (string | number)[], pattern: string, reason: string): never => {
     throw new CloudletsError(
       opts.code,
@@ -105,36 +109,38 @@ const screened = new WeakMap<object, ValidateFunction>();
  */
 export function compileStrangerSchema(
   schema: Record<string, unknown>,
-  opts: { where: string; code: ErrorCode; pointerPrefix: (string | number)[] },
+  opts: SchemaOptions,
 ): ValidateFunction {
   const known = screened.get(schema);
   if (known) return known;
   checkSchemaPatterns(schema, opts);
-  try {
-    checkMetaSchema(schema);
-    const validate = strangerAjv().compile(schema);
-    screened.set(schema, validate);
-    return validate;
-  } catch (err) {
-    throw new CloudletsError(
-      opts.code,
-      `${jsonPointer(opts.pointerPrefix) || '/'}: not a usable JSON Schema: ${(err as Error).message}`,
-      { where: opts.where, cause: err },
-    );
-  }
+  const validate = compileOrRefuse(schema, opts, { checkMeta: true });
+  screened.set(schema, validate);
+  return validate;
 }
 
 /**
  * Compiles a schema of ours that embeds `part`, a stranger's schema already screened and compiled by
- * compileStrangerSchema: its meta-schema check is not done twice. Falls back to the full screening when `part` was not screened.
+ * compileStrangerSchema: its meta-schema check is not done twice. Falls back to the full screening when
+ * `part` was not screened.
  */
 export function compileAround(
   schema: Record<string, unknown>,
   part: Record<string, unknown>,
-  opts: { where: string; code: ErrorCode; pointerPrefix: (string | number)[] },
+  opts: SchemaOptions,
 ): ValidateFunction {
   if (schema === part || !screened.has(part)) return compileStrangerSchema(schema, opts);
+  return compileOrRefuse(schema, opts, { checkMeta: false });
+}
+
+/** Ajv's compile; a schema it refuses becomes a CloudletsError at `pointerPrefix`. */
+function compileOrRefuse(
+  schema: Record<string, unknown>,
+  opts: SchemaOptions,
+  how: { checkMeta: boolean },
+): ValidateFunction {
   try {
+    if (how.checkMeta) checkMetaSchema(schema);
     return strangerAjv().compile(schema);
   } catch (err) {
     throw new CloudletsError(

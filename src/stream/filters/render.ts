@@ -44,47 +44,33 @@ export async function* renderEntries(
     return;
   }
   const pending = new Set(rendered.keys());
-  const upstream = rest[Symbol.asyncIterator]();
-  let finished = false;
-  try {
-    for (;;) {
-      // Every template found: the rest goes through untouched, with no lookup per entry.
-      if (pending.size === 0) {
-        finished = true;
-        yield* { [Symbol.asyncIterator]: () => upstream };
-        return;
-      }
-      const step = await upstream.next();
-      if (step.done) {
-        finished = true;
-        break;
-      }
-      const entry = step.value;
-      const key = entry.path.toString('utf8');
-      const text = pending.has(key) ? rendered.get(key) : undefined;
-      if (text === undefined) {
-        yield entry;
-        continue;
-      }
-      pending.delete(key);
-      if (entry.type !== 'file') {
-        throw new CloudletsError('ETEMPLATE', `is a ${entry.type}, but a template must be a regular file`, {
-          where: key,
-          hint: 'name the regular file itself in the manifest\'s "templates"',
-        });
-      }
-      yield {
-        ...entry,
-        size: text.length,
-        content: async function* () {
-          yield text;
-        },
-        openContentSync: undefined,
-      };
+  for await (const entry of rest) {
+    // Every template found: the rest goes through with no lookup per entry.
+    if (pending.size === 0) {
+      yield entry;
+      continue;
     }
-  } finally {
-    // Stopped early (the consumer, or an error here): the source stops too.
-    if (!finished) await upstream.return?.();
+    const key = entry.path.toString('utf8');
+    const text = pending.has(key) ? rendered.get(key) : undefined;
+    if (text === undefined) {
+      yield entry;
+      continue;
+    }
+    pending.delete(key);
+    if (entry.type !== 'file') {
+      throw new CloudletsError('ETEMPLATE', `is a ${entry.type}, but a template must be a regular file`, {
+        where: key,
+        hint: 'name the regular file itself in the manifest\'s "templates"',
+      });
+    }
+    yield {
+      ...entry,
+      size: text.length,
+      content: async function* () {
+        yield text;
+      },
+      openContentSync: undefined,
+    };
   }
   // Every template was read before rendering, so one missing here was left out by a filter: nothing to do.
 }
