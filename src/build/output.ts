@@ -2,13 +2,12 @@
 // output's directory and moved into place only when complete, so an error or an interrupt never leaves
 // a partial disk behind. (src/util/atomic-output.ts does the same for streamed outputs; a disk is
 // written at random offsets, so it gets a file here, not a stream.)
-import { randomBytes } from 'node:crypto';
 import { lstatSync, unlinkSync } from 'node:fs';
-import { link, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { unlink } from 'node:fs/promises';
 import { openRawTarget } from '../disk/raw-target.js';
 import type { BlockTarget } from '../disk/target.js';
 import { CloudletsError } from '../errors.js';
+import { moveIntoPlace, temporaryPathFor } from '../util/atomic-output.js';
 
 export interface AtomicDiskOptions {
   force?: boolean;
@@ -48,7 +47,7 @@ export async function withAtomicDisk<T>(
   fn: (target: BlockTarget) => Promise<T>,
 ): Promise<T> {
   checkOutput(path, o.force ?? false);
-  const tmp = join(dirname(path), `.${basename(path)}.cloudlets-${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = temporaryPathFor(path);
   // A normal exit after a signal skips nothing, but a handler that exits the process would skip the
   // finally below: remove the file then too.
   const onExit = () => {
@@ -76,25 +75,7 @@ export async function withAtomicDisk<T>(
       const result = await fn(target);
       await raw.finish();
       if (o.signal?.aborted) throw interrupted();
-      if (o.force) {
-        // The old output goes first, then the new one moves in: a reader still never sees a partial disk
-        // (for an instant it sees none). Renaming over an existing file would be a single step, but ext4
-        // (auto_da_alloc, on by default) then writes the whole new file out before rename() returns, as
-        // an fsync would: 170 ms for a 300 MB image, more on slow storage (see src/disk/raw-target.ts,
-        // NO_FSYNC). A directory is refused by checkOutput; one appearing meanwhile makes rename fail.
-        await unlink(path).catch(() => {});
-        await rename(tmp, path);
-      } else {
-        // link() fails if `path` appeared meanwhile, where rename() would silently replace it.
-        try {
-          await link(tmp, path);
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code === 'EEXIST') throw refuse(path);
-          if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
-          await rename(tmp, path); // filesystems without hard links
-        }
-      }
+      await moveIntoPlace(tmp, path, { force: o.force ?? false, refuse });
       return result;
     } finally {
       await (raw.abort ? raw.abort() : raw.finish()).catch(() => {});
