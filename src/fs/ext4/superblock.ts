@@ -49,6 +49,12 @@ function u64(buf: Buffer, lo: number, hi: number, value: number): void {
   buf.writeUInt32LE(Math.floor(value / 2 ** 32), hi);
 }
 
+/** A 32-bit group descriptor field stored as two 16-bit halves at `lo` and `hi`. */
+function u32(buf: Buffer, lo: number, hi: number, value: number): void {
+  buf.writeUInt16LE(value & 0xffff, lo);
+  buf.writeUInt16LE(value >>> 16, hi);
+}
+
 /** The 1024-byte superblock as stored in group `groupNr` (only s_block_group_nr and the checksum differ). */
 export function encodeSuperblock(f: SuperblockFields, groupNr: number): Buffer {
   const l = f.layout;
@@ -138,19 +144,13 @@ export function encodeGroupDesc(
   u64(b, 0x0, 0x20, d.blockBitmap);
   u64(b, 0x4, 0x24, d.inodeBitmap);
   u64(b, 0x8, 0x28, d.inodeTable);
-  b.writeUInt16LE(d.freeBlocks & 0xffff, 0xc);
-  b.writeUInt16LE(d.freeBlocks >>> 16, 0x2c);
-  b.writeUInt16LE(d.freeInodes & 0xffff, 0xe);
-  b.writeUInt16LE(d.freeInodes >>> 16, 0x2e);
-  b.writeUInt16LE(d.usedDirs & 0xffff, 0x10);
-  b.writeUInt16LE(d.usedDirs >>> 16, 0x30);
+  u32(b, 0xc, 0x2c, d.freeBlocks);
+  u32(b, 0xe, 0x2e, d.freeInodes);
+  u32(b, 0x10, 0x30, d.usedDirs);
   b.writeUInt16LE(d.flags, 0x12);
-  b.writeUInt16LE(d.blockBitmapCsum & 0xffff, 0x18);
-  b.writeUInt16LE(d.blockBitmapCsum >>> 16, 0x38);
-  b.writeUInt16LE(d.inodeBitmapCsum & 0xffff, 0x1a);
-  b.writeUInt16LE(d.inodeBitmapCsum >>> 16, 0x3a);
-  b.writeUInt16LE(d.itableUnused & 0xffff, 0x1c);
-  b.writeUInt16LE(d.itableUnused >>> 16, 0x32);
+  u32(b, 0x18, 0x38, d.blockBitmapCsum);
+  u32(b, 0x1a, 0x3a, d.inodeBitmapCsum);
+  u32(b, 0x1c, 0x32, d.itableUnused);
   const crc = crc32cRaw(crc32cU32(csumSeed, g), b);
   b.writeUInt16LE(crc & 0xffff, 0x1e);
 }
