@@ -69,32 +69,17 @@ export function partitionTable(
     });
     return { head };
   }
-  const parts = [];
-  if (l.biosBoot) {
-    parts.push({
-      type: GPT_TYPE.biosBoot,
-      guid: deriveUuid(seed, 'partition-bios-boot'),
-      firstLba: lba(l.biosBoot.offset),
-      lastLba: lba(l.biosBoot.offset + l.biosBoot.size) - 1,
-      name: 'BIOS boot',
-    });
-  }
-  if (l.esp) {
-    parts.push({
-      type: GPT_TYPE.esp,
-      guid: deriveUuid(seed, 'partition-esp'),
-      firstLba: lba(l.esp.offset),
-      lastLba: lba(l.esp.offset + l.esp.size) - 1,
-      name: 'EFI System',
-    });
-  }
-  parts.push({
-    type: GPT_TYPE.linuxRootX86_64,
-    guid: deriveUuid(seed, 'partition-root'),
-    firstLba: lba(l.root.offset),
-    lastLba: lba(l.root.offset + l.root.size) - 1,
-    name: 'root',
+  const part = (type: string, guidName: string, region: { offset: number; size: number }, name: string) => ({
+    type,
+    guid: deriveUuid(seed, guidName),
+    firstLba: lba(region.offset),
+    lastLba: lba(region.offset + region.size) - 1,
+    name,
   });
+  const parts = [];
+  if (l.biosBoot) parts.push(part(GPT_TYPE.biosBoot, 'partition-bios-boot', l.biosBoot, 'BIOS boot'));
+  if (l.esp) parts.push(part(GPT_TYPE.esp, 'partition-esp', l.esp, 'EFI System'));
+  parts.push(part(GPT_TYPE.linuxRootX86_64, 'partition-root', l.root, 'root'));
   const g = buildGpt({
     diskSize: l.diskSize,
     diskGuid: deriveUuid(seed, 'disk'),
