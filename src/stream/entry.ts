@@ -42,6 +42,21 @@ export interface Entry {
    * must clear this.
    */
   openContentSync?: (() => SyncContentReader) | undefined;
+  /** A directory source's stat data of the path, for comparing with a stat cache (git's index). */
+  hostStat?: HostStat | undefined;
+}
+
+/** What `lstat` said of a path on the host (a directory source's walk). */
+export interface HostStat {
+  /** st_mode: type and permission bits. */
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly mtimeNs: bigint;
+  /** Read only when asked for: each costs a BigInt. */
+  ino(): bigint;
+  ctimeNs(): bigint;
 }
 
 export interface SyncContentReader {
@@ -57,6 +72,11 @@ export interface ImageSource {
   readonly description: string;
   /** Every entry of the image, the root `/` first, sorted by the bytes of their paths. */
   entries(): AsyncIterable<Entry>;
+  /**
+   * The same entries in batches, where the source has them so (a directory's walk): a consumer that
+   * handles each entry synchronously pays one promise per batch instead of one per entry.
+   */
+  entryBatches?(): AsyncIterable<readonly Entry[]>;
   /**
    * Reads one regular file by image path, resolving symlinks inside the image (an absolute target is
    * taken from the image root). `undefined` when absent; a CloudletsError (EPATH) when the path or a

@@ -1,6 +1,6 @@
 // Reads an image's tree once and splits it into what the VCS stores (file and symlink content) and what
 // the metadata file records (everything else, and the metadata of those too).
-import type { Entry, ImageSource } from '../stream/entry.js';
+import type { Entry, HostStat, ImageSource } from '../stream/entry.js';
 import { METADATA_PATH, type MetaRecord } from './metadata.js';
 
 export interface CaptureOptions {
@@ -8,8 +8,11 @@ export interface CaptureOptions {
   isVolatile: (imagePath: Buffer) => boolean;
   /** Record modification times too (off by default: they make every rebuild a change). */
   mtimes?: boolean;
-  /** Told each content path as soon as it is known (a VCS can start staging during the walk). */
-  onContent?: (imagePath: Buffer) => void;
+  /**
+   * Told each content path as soon as it is known (a VCS can start staging during the walk), with what
+   * the host said of it when the source is a directory.
+   */
+  onContent?: (imagePath: Buffer, stat: HostStat | undefined) => void;
 }
 
 export interface Capture {
@@ -38,43 +41,45 @@ export function isRepositoryPath(p: Buffer): boolean {
   );
 }
 
-export async function captureEntries(entries: AsyncIterable<Entry>, opts: CaptureOptions): Promise<Capture> {
+/** Takes the entries one by one, synchronously; `done` gives what was captured. */
+function startCapture(opts: CaptureOptions): { take(e: Entry): void; done(): Capture } {
   const records: MetaRecord[] = [];
   const content: Buffer[] = [];
   const volatile: Buffer[] = [];
   // Directories found volatile: everything below them is volatile too, whatever the patterns say.
-  const volatileDirs = new Set<string>();
-  const recorded = new Set<string>();
-  const underVolatileDir = (p: Buffer): boolean => {
-    if (volatileDirs.size === 0) return false;
-    const s = p.toString('latin1');
-    for (let i = s.lastIndexOf('/'); i > 0; i = s.lastIndexOf('/', i - 1)) {
-      if (volatileDirs.has(s.slice(0, i))) return true;
-    }
-    return false;
-  };
-  let seen = 0;
-  for await (const e of entries) {
-    // The walk itself never waits: a turn of the event loop now and then lets the git processes started
-    // beside it (staging) be fed, finish and be followed by the next.
-    if (++seen % YIELD_EVERY === 0) await new Promise(setImmediate);
-    if (isRepositoryPath(e.path) || e.path.equals(METADATA)) continue;
-    if (e.path.length > 1 && (underVolatileDir(e.path) || opts.isVolatile(e.path))) {
-      volatile.push(e.path);
-      if (e.type === 'dir') volatileDirs.add(e.path.toString('latin1'));
-      continue;
+  const volatileDirs: Buffer[] = [];
+  // The recorded paths, as text: only for hardlinks (whose first name may not have been recorded, being
+  // volatile), so made at the first one, not for every path of every commit.
+  let recorded: Set<string> | undefined;
+  // Compared as bytes, without a string per path: a manifest names a handful of volatile directories.
+  const underVolatileDir = (p: Buffer): boolean =>
+    volatileDirs.some(
+      (d) => p.length > d.length && p[d.length] === SLASH && p.compare(d, 0, d.length, 0, d.length) === 0,
+    );
+  const take = (e: Entry): void => {
+    if (isRepositoryPath(e.path) || e.path.equals(METADATA)) return;
+    if (e.path.length > 1) {
+      const under = underVolatileDir(e.path);
+      if (under || opts.isVolatile(e.path)) {
+        volatile.push(e.path);
+        // A directory below one listed already needs no place of its own.
+        if (e.type === 'dir' && !under) volatileDirs.push(e.path);
+        return;
+      }
     }
     let type = e.type;
     // A link whose first name was volatile (so not recorded) holds the content itself.
-    if (type === 'hardlink' && (!e.linkTarget || !recorded.has(e.linkTarget.toString('latin1'))))
-      type = 'file';
+    if (type === 'hardlink') {
+      recorded ??= new Set(records.map((r) => r.path.toString('latin1')));
+      if (!e.linkTarget || !recorded.has(e.linkTarget.toString('latin1'))) type = 'file';
+    }
     const rec: MetaRecord = {
       path: e.path,
       type,
       uid: e.uid,
       gid: e.gid,
       mode: e.mode & 0o7777,
-      xattrs: new Map(e.xattrs),
+      xattrs: e.xattrs.size > 0 ? new Map(e.xattrs) : new Map(),
     };
     if (type === 'char' || type === 'block') {
       rec.devMajor = e.devMajor ?? 0;
@@ -83,15 +88,43 @@ export async function captureEntries(entries: AsyncIterable<Entry>, opts: Captur
     if (type === 'hardlink') rec.link = e.linkTarget;
     if (opts.mtimes) rec.mtimeNs = e.mtimeNs;
     records.push(rec);
-    recorded.add(e.path.toString('latin1'));
+    recorded?.add(e.path.toString('latin1'));
     if (type === 'file' || type === 'symlink') {
       content.push(e.path);
-      opts.onContent?.(e.path);
+      opts.onContent?.(e.path, e.hostStat);
     }
+  };
+  return { take, done: () => ({ records, content, volatile }) };
+}
+
+export async function captureEntries(entries: AsyncIterable<Entry>, opts: CaptureOptions): Promise<Capture> {
+  const capture = startCapture(opts);
+  let seen = 0;
+  for await (const e of entries) {
+    // The walk itself never waits: a turn of the event loop now and then lets the git processes started
+    // beside it (staging) be fed, finish and be followed by the next.
+    if (++seen % YIELD_EVERY === 0) await new Promise(setImmediate);
+    capture.take(e);
   }
-  return { records, content, volatile };
+  return capture.done();
+}
+
+/** The same from batches (a directory source): no promise per entry. */
+async function captureBatches(
+  batches: AsyncIterable<readonly Entry[]>,
+  opts: CaptureOptions,
+): Promise<Capture> {
+  const capture = startCapture(opts);
+  for await (const batch of batches) {
+    for (const e of batch) capture.take(e);
+    // A turn of the event loop between batches lets the git processes started beside the walk be fed.
+    await new Promise(setImmediate);
+  }
+  return capture.done();
 }
 
 export function captureSource(source: ImageSource, opts: CaptureOptions): Promise<Capture> {
-  return captureEntries(source.entries(), opts);
+  return source.entryBatches
+    ? captureBatches(source.entryBatches(), opts)
+    : captureEntries(source.entries(), opts);
 }

@@ -54,12 +54,13 @@ export function fastImportStream(
     msg,
     Buffer.from(parent ? `\nfrom ${parent}\n` : '\n'),
   ];
-  const LF = Buffer.from('\n');
+  // One latin1 string for the file commands (a char per byte: any path survives), not three buffers each.
+  let files = '';
   for (const e of staged) {
     const cmd = /^0+$/.test(e.mode) ? 'D ' : `M ${e.mode} ${e.sha} `;
-    parts.push(Buffer.from(cmd), fastImportPath(e.path), LF);
+    files += `${cmd}${fastImportPath(e.path).toString('latin1')}\n`;
   }
-  parts.push(Buffer.from('\nget-mark :1\ndone\n'));
+  parts.push(Buffer.from(`${files}\nget-mark :1\ndone\n`, 'latin1'));
   return Buffer.concat(parts);
 }
 

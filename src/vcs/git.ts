@@ -4,7 +4,9 @@ import { copyFileSync, existsSync, lstatSync, mkdirSync, readlinkSync, writeFile
 import { join } from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { CloudletsError } from '../errors.js';
+import type { HostStat } from '../stream/entry.js';
 import type { Capture } from './capture.js';
+import { type GitIndex, readGitIndex } from './git-index.js';
 import { showPath } from './metadata.js';
 import { fromRepoPath, needsEscape, toRepoPath } from './repo-path.js';
 import { type RunResult, runProgram } from './run.js';
@@ -55,6 +57,11 @@ export function vcsEnv(base: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv
     HGPLAIN: '1',
     HGENCODING: 'utf-8',
   };
+  // git deflates every new object with a fresh zlib stream (a few hundred KiB of state). glibc gives that
+  // memory back to the system as each object ends (the heap's top is trimmed past 128 KiB), and the next
+  // object faults it in again, zeroed: half of what `git add` of 2,000 small files spends, measured. A
+  // trim threshold keeps it; the peak stays the same.
+  env.MALLOC_TRIM_THRESHOLD_ ??= String(32 << 20);
   return env;
 }
 
@@ -62,7 +69,8 @@ export function git(dir: string, args: readonly string[], opts: GitOptions = {})
   const env = vcsEnv(opts.env);
   if (opts.indexFile) env.GIT_INDEX_FILE = opts.indexFile;
   const config = [...SAFE_CONFIG, `safe.directory=${dir}`, ...(opts.config ?? [])].flatMap((c) => ['-c', c]);
-  return runProgram('git', [...config, '-C', dir, ...args], {
+  const t0 = performance.now();
+  const r = runProgram('git', [...config, '-C', dir, ...args], {
     cwd: dir,
     env,
     input: opts.input,
@@ -71,6 +79,13 @@ export function git(dir: string, args: readonly string[], opts: GitOptions = {})
     signal: opts.signal,
     display: `git ${args.join(' ')}`,
   });
+  if (process.env.CT)
+    void r.then(
+      () =>
+        console.error('  git', args.slice(0, 2).join(' '), t0.toFixed(0), '->', performance.now().toFixed(0)),
+      () => {},
+    );
+  return r;
 }
 
 /** Identity for commits: the user's git configuration, else the environment, else a fixed default. */
@@ -131,6 +146,44 @@ export async function gitReadAt(dir: string, rev: string, repoPath: string): Pro
   return r.code === 0 ? r.stdout : undefined;
 }
 
+/**
+ * Objects by name from one `git cat-file --batch` (one process, one view of the repository); undefined
+ * for a name that is missing or ambiguous. Names hold no line break (the caller checks user input).
+ */
+async function catBatch(
+  dir: string,
+  requests: readonly string[],
+): Promise<({ sha: string; body: Buffer } | undefined)[]> {
+  const out = (await git(dir, ['cat-file', '--batch'], { input: `${requests.join('\n')}\n` })).stdout;
+  // Each answer: `SHA TYPE SIZE\n` + SIZE bytes + `\n`, or `NAME missing\n` (or `ambiguous`).
+  const answers: ({ sha: string; body: Buffer } | undefined)[] = [];
+  let at = 0;
+  for (const req of requests) {
+    const nl = out.indexOf(0x0a, at);
+    if (nl < 0) throw new CloudletsError('EEXTERNAL', `git cat-file: no answer for ${req}`, { where: dir });
+    const header = out.subarray(at, nl).toString();
+    const m = /^([0-9a-f]{40,64}) (\w+) (\d+)$/.exec(header);
+    if (!m) {
+      answers.push(undefined);
+      at = nl + 1;
+      continue;
+    }
+    const size = Number(m[3]);
+    answers.push({ sha: m[1]!, body: out.subarray(nl + 1, nl + 1 + size) });
+    at = nl + 1 + size + 1;
+  }
+  return answers;
+}
+
+/** HEAD (undefined before the first commit) and a file's bytes there, from one process. */
+export async function gitHeadAndFile(
+  dir: string,
+  repoPath: string,
+): Promise<{ head: string | undefined; bytes: Buffer | undefined }> {
+  const [head, file] = await catBatch(dir, ['HEAD^{commit}', `HEAD^{commit}:${repoPath}`]);
+  return { head: head?.sha, bytes: head ? file?.body : undefined };
+}
+
 /** What a checkout needs to know before git switches: both revisions and both metadata files' text. */
 export interface CheckoutTargets {
   /** HEAD; undefined before the first commit. */
@@ -156,31 +209,12 @@ export async function gitCheckoutTargets(
     });
   // A request is one line; no revision name holds a line break.
   if (/[\n\r]/.test(rev)) throw unknown();
-  const requests = [
+  const [head, target, before, after] = await catBatch(dir, [
     'HEAD^{commit}',
     `${rev}^{commit}`,
     `HEAD:${metadataPath}`,
     `${rev}^{commit}:${metadataPath}`,
-  ];
-  const out = (await git(dir, ['cat-file', '--batch'], { input: `${requests.join('\n')}\n` })).stdout;
-  // Each answer: `SHA TYPE SIZE\n` + SIZE bytes + `\n`, or `NAME missing\n` (or `ambiguous`).
-  const answers: ({ sha: string; body: Buffer } | undefined)[] = [];
-  let at = 0;
-  for (const req of requests) {
-    const nl = out.indexOf(0x0a, at);
-    if (nl < 0) throw new CloudletsError('EEXTERNAL', `git cat-file: no answer for ${req}`, { where: dir });
-    const header = out.subarray(at, nl).toString();
-    const m = /^([0-9a-f]{40,64}) (\w+) (\d+)$/.exec(header);
-    if (!m) {
-      answers.push(undefined);
-      at = nl + 1;
-      continue;
-    }
-    const size = Number(m[3]);
-    answers.push({ sha: m[1]!, body: out.subarray(nl + 1, nl + 1 + size) });
-    at = nl + 1 + size + 1;
-  }
-  const [head, target, before, after] = answers;
+  ]);
   if (!target) throw unknown();
   return {
     oldRev: head?.sha,
@@ -206,6 +240,8 @@ export interface StagedEntry {
   sha: string;
   path: Buffer;
 }
+
+const METADATA_REPO_BYTES = Buffer.from('.cloudlet/metadata');
 
 const nulList = (paths: readonly Buffer[]): Buffer =>
   Buffer.concat(paths.flatMap((p) => [p, Buffer.from([0])]));
@@ -245,7 +281,51 @@ export async function gitStage(
 }
 
 /** Index entries (repository paths) the capture no longer holds. */
+/**
+ * Membership in a list sorted by bytes (the index's order, as `ls-files` prints it), for queries that come
+ * in the same order (the walk's): a cursor, with no string or set made per path. A list or a query out of
+ * order falls back to a set.
+ */
+export function sortedMembership(sorted: readonly Buffer[]): (p: Buffer) => boolean {
+  let set: Set<string> | undefined;
+  const bySet = (p: Buffer) => {
+    set ??= new Set(sorted.map((q) => q.toString('latin1')));
+    return set.has(p.toString('latin1'));
+  };
+  for (let i = 1; i < sorted.length; i++) if (sorted[i - 1]!.compare(sorted[i]!) > 0) return bySet;
+  let at = 0;
+  let last: Buffer | undefined;
+  return (p) => {
+    if (set || (last && last.compare(p) > 0)) return bySet(p);
+    last = p;
+    while (at < sorted.length && sorted[at]!.compare(p) < 0) at++;
+    return at < sorted.length && sorted[at]!.equals(p);
+  };
+}
+
+/**
+ * The entries of `current` (repository paths) that no image path of `content` names, by merging the two
+ * sorted lists; undefined if either is out of order (then the caller uses a set).
+ */
+function mergeGone(current: readonly Buffer[], content: readonly Buffer[]): Buffer[] | undefined {
+  const sorted = (l: readonly Buffer[]) => l.every((p, i) => i === 0 || l[i - 1]!.compare(p) <= 0);
+  if (!sorted(current) || !sorted(content)) return undefined;
+  const gone: Buffer[] = [];
+  let j = 0;
+  for (const p of current) {
+    // An image path is its repository path after the leading slash: compared from byte 1 on.
+    while (j < content.length && p.compare(content[j]!, 1) > 0) j++;
+    if (j === content.length || p.compare(content[j]!, 1) !== 0) gone.push(p);
+  }
+  return gone;
+}
+
 function goneFromIndex(current: Buffer[], cap: Capture): Buffer[] {
+  // Escaped names sort elsewhere than their image paths: then a set.
+  if (!cap.content.some((p) => needsEscape(p, '.git'))) {
+    const gone = mergeGone(current, cap.content);
+    if (gone) return gone.filter((p) => !p.equals(METADATA_REPO_BYTES));
+  }
   const want = new Set(
     cap.content.map((p) =>
       (needsEscape(p, '.git') ? toRepoPath(p, '.git') : p.subarray(1)).toString('latin1'),
@@ -256,8 +336,8 @@ function goneFromIndex(current: Buffer[], cap: Capture): Buffer[] {
 }
 
 export interface StreamingStage {
-  /** One captured content path (image path), as the walk finds it. */
-  add(imagePath: Buffer): void;
+  /** One captured content path (image path), as the walk finds it, with what the host said of it. */
+  add(imagePath: Buffer, stat?: HostStat): void;
   /** After the walk and with the metadata file written: the rest of the staging; the index is then complete. */
   finish(cap: Capture): Promise<void>;
   /** The walk failed: stop update-index before it writes the index. */
@@ -267,6 +347,80 @@ export interface StreamingStage {
 /**
  * Stages into the real index while the tree is still being walked. Same result as `gitStage(dir, cap)`.
  *
+ * With an index this reader takes (readGitIndex), its stat cache decides: one `update-index --stdin`,
+ * started at once, is handed each path the walk finds new or changed (git checks and hashes it, as
+ * `git add` would), then the metadata file; entries no longer captured are removed after. Otherwise
+ * (the first commit, a split or sparse index, version 4) git refreshes the index itself: see
+ * startRefreshStage.
+ */
+export function startGitStage(dir: string): StreamingStage {
+  // Another index than the repository's own (GIT_INDEX_FILE) is git's to find.
+  const index = process.env.GIT_INDEX_FILE ? undefined : readGitIndex(join(dir, '.git', 'index'));
+  return index ? startIndexedStage(dir, index) : startRefreshStage(dir);
+}
+
+function startIndexedStage(dir: string, index: GitIndex): StreamingStage {
+  const stop = new AbortController();
+  const feed = new PassThrough();
+  const NUL = Buffer.from([0]);
+  const matched = new Uint8Array(index.length);
+  let escapedAny = false;
+  let batch: Buffer[] = [];
+  let batchBytes = 0;
+  const flush = () => {
+    if (batch.length > 0) feed.write(Buffer.concat(batch));
+    batch = [];
+    batchBytes = 0;
+  };
+  // Blobs go to one pack, as for `git add -u` before: creating a file per object costs more here.
+  const updating = git(dir, ['update-index', '--add', '--replace', '-z', '--stdin'], {
+    input: feed,
+    signal: stop.signal,
+    config: PACK_BLOBS,
+  });
+  updating.catch(() => {});
+  const abort = () => {
+    stop.abort();
+    feed.destroy();
+  };
+  return {
+    add(p, stat) {
+      if (needsEscape(p, '.git')) {
+        escapedAny = true; // placed by hash in finish()
+        return;
+      }
+      const i = index.find(p);
+      if (i >= 0) {
+        matched[i] = 1;
+        if (stat && index.unchanged(i, stat)) return;
+      }
+      const repoPath = p.subarray(1);
+      batch.push(repoPath, NUL);
+      batchBytes += repoPath.length + 1;
+      if (batchBytes >= 64 * 1024) flush();
+    },
+    abort,
+    async finish(cap) {
+      // Rewritten since the index was read.
+      batch.push(METADATA_REPO_BYTES, NUL);
+      flush();
+      feed.end();
+      await updating;
+      const all = Array.from({ length: index.length }, (_, i) => index.path(i));
+      const gone = escapedAny
+        ? goneFromIndex(all, cap)
+        : all.filter((p, i) => matched[i] === 0 && !p.equals(METADATA_REPO_BYTES));
+      if (gone.length > 0)
+        await git(dir, ['update-index', '--force-remove', '-z', '--stdin'], { input: nulList(gone) });
+      await stageByHash(dir, cap, undefined, {});
+    },
+  };
+}
+
+/**
+ * Stages into the real index while the tree is still being walked. Same result as `gitStage(dir, cap)`, with
+ * no stat cache of our own to go by.
+ *
  * 1. Refresh, from the start: `git add -u` re-stages what the index tracks, trusting its stat data, so
  *    git hashes the changed files while the manifest loads and the walk runs. Only a head start: if it
  *    fails (a tracked path became unreadable or special), the index is left as it was and pass 2 does it.
@@ -275,7 +429,7 @@ export interface StreamingStage {
  * 3. Entries that are gone are removed (`--replace` already dropped any a new path displaced).
  * Only one git process writes the index at a time: each waits for the one before.
  */
-export function startGitStage(dir: string): StreamingStage {
+function startRefreshStage(dir: string): StreamingStage {
   const stop = new AbortController();
   const refreshed = git(dir, ['add', '-u'], { signal: stop.signal, config: PACK_BLOBS }).then(
     () => true,
@@ -291,11 +445,11 @@ export function startGitStage(dir: string): StreamingStage {
   const NUL = Buffer.from([0]);
   let batch: Buffer[] = [];
   let batchBytes = 0;
-  /** Repository paths the refresh staged (empty when it failed); undefined until listed. */
-  let staged: Set<string> | undefined;
+  /** Whether the refresh staged a repository path (none when it failed); undefined until listed. */
+  let staged: ((repoPath: Buffer) => boolean) | undefined;
   const found: Buffer[] = [];
   const take = (repoPath: Buffer) => {
-    if (staged!.has(repoPath.toString('latin1'))) return;
+    if (staged!(repoPath)) return;
     batch.push(repoPath, NUL);
     batchBytes += repoPath.length + 1;
     if (batchBytes >= 64 * 1024) flush();
@@ -306,7 +460,7 @@ export function startGitStage(dir: string): StreamingStage {
     batchBytes = 0;
   };
   const ready = listed.then(({ current, ok }) => {
-    staged = ok ? new Set(current.map((p) => p.toString('latin1'))) : new Set();
+    staged = ok ? sortedMembership(current) : () => false;
     for (const p of found) take(p);
     found.length = 0;
     return current;
@@ -445,7 +599,7 @@ export async function gitStagedChanges(
       staged.push({ mode, sha, path });
     }
   }
-  const isMeta = (p: Buffer) => p.toString() === '.cloudlet/metadata';
+  const isMeta = (p: Buffer) => p.equals(METADATA_REPO_BYTES);
   const img = (l: Buffer[]) => l.filter((p) => !isMeta(p)).map((p) => fromRepoPath(p, '.git'));
   const metadataChanged = [...res.added, ...res.modified].some(isMeta);
   return {

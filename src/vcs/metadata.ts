@@ -76,6 +76,9 @@ function utf8SequenceLength(b: Buffer, i: number): number {
   return n;
 }
 
+/** 1 for a printable ASCII byte that `escapeBytes` keeps as it is (whatever `extra` adds aside). */
+const PLAIN_ASCII = new Uint8Array(256).map((_, c) => (c > 0x20 && c < 0x7f && c !== 0x5c ? 1 : 0));
+
 function mustEscape(c: number, extra: string): boolean {
   return (
     c <= 0x20 || c === 0x7f || c === 0x5c || (extra.length > 0 && extra.includes(String.fromCharCode(c)))
@@ -88,6 +91,12 @@ function mustEscape(c: number, extra: string): boolean {
  * ordinary names stay readable.
  */
 export function escapeBytes(b: Buffer, extra = ''): string {
+  // Most fields are plain ASCII with nothing to escape: one pass over a table says so.
+  if (extra === '') {
+    let i = 0;
+    while (i < b.length && PLAIN_ASCII[b[i]!] === 1) i++;
+    if (i === b.length) return b.toString('latin1');
+  }
   let plain = isUtf8(b);
   if (plain) {
     for (let i = 0; i < b.length; i++) {
@@ -141,11 +150,20 @@ export function formatMtime(ns: bigint): string {
   return `${sec}.${frac.toString().padStart(9, '0')}`;
 }
 
+/** Modes repeat across a tree: each is formatted once. */
+const MODE_TEXT = new Map<number, string>();
+
 export function formatRecord(r: MetaRecord): string {
-  let line = `${escapeBytes(r.path)} ${r.type} ${r.uid}:${r.gid} ${formatMode(r.mode)}`;
+  let mode = MODE_TEXT.get(r.mode);
+  if (mode === undefined) {
+    mode = formatMode(r.mode);
+    if (MODE_TEXT.size < 4096) MODE_TEXT.set(r.mode, mode);
+  }
+  let line = `${escapeBytes(r.path)} ${r.type} ${r.uid}:${r.gid} ${mode}`;
   if (r.type === 'char' || r.type === 'block') line += ` dev=${r.devMajor ?? 0},${r.devMinor ?? 0}`;
   if (r.type === 'hardlink' && r.link) line += ` link=${escapeBytes(r.link)}`;
   if (r.mtimeNs !== undefined) line += ` mtime=${formatMtime(r.mtimeNs)}`;
+  if (r.xattrs.size === 0) return line;
   for (const name of [...r.xattrs.keys()].sort()) {
     line += ` xattr.${escapeBytes(Buffer.from(name, 'utf8'), '=')}=${r.xattrs.get(name)!.toString('base64')}`;
   }
@@ -157,13 +175,22 @@ export function formatMetadata(records: readonly MetaRecord[]): string {
   return formatMetadataLines(records).text;
 }
 
+function isSortedByPath(records: readonly MetaRecord[]): boolean {
+  for (let i = 1; i < records.length; i++)
+    if (records[i - 1]!.path.compare(records[i]!.path) > 0) return false;
+  return true;
+}
+
 /** `formatMetadata`, with the sorted records and the line of each (same index). */
 export function formatMetadataLines(records: readonly MetaRecord[]): {
   text: string;
   sorted: MetaRecord[];
   lines: string[];
 } {
-  const sorted = [...records].sort((a, b) => Buffer.compare(a.path, b.path));
+  // A capture comes sorted already (the walk's order): checked in one pass instead of sorted again.
+  const sorted = isSortedByPath(records)
+    ? [...records]
+    : [...records].sort((a, b) => Buffer.compare(a.path, b.path));
   const lines = sorted.map(formatRecord);
   let text = `${METADATA_HEADER}\n`;
   for (const l of lines) text += `${l}\n`;

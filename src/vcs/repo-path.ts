@@ -5,6 +5,7 @@
 export const ESCAPE_SUFFIX = '.cloudlets-escaped';
 
 const SLASH = Buffer.from('/');
+const SLASH_DOT = Buffer.from('/.');
 
 export type Reserved = '.git' | '.hg';
 
@@ -32,8 +33,9 @@ export function toRepoPath(imagePath: Buffer, reserved: Reserved): Buffer {
 }
 
 export function fromRepoPath(repoPath: Buffer, reserved: Reserved): Buffer {
+  // Only a component ending in the suffix can be escaped (most paths: no splitting, and no '-' at all).
+  if (repoPath.indexOf(0x2d) === -1) return Buffer.concat([SLASH, repoPath]);
   const s = repoPath.toString('latin1');
-  // Only a component ending in the suffix can be escaped (most paths: no splitting).
   if (!s.toLowerCase().includes(ESCAPE_SUFFIX)) return Buffer.concat([SLASH, repoPath]);
   const parts = s.split('/');
   return Buffer.from(`/${parts.map((c) => unescapeComponent(c, reserved)).join('/')}`, 'latin1');
@@ -41,6 +43,9 @@ export function fromRepoPath(repoPath: Buffer, reserved: Reserved): Buffer {
 
 /** True when the path needs escaping somewhere (so git's own path-based commands cannot take it). */
 export function needsEscape(imagePath: Buffer, reserved: Reserved): boolean {
+  // Asked for every path of a commit: most hold no component starting with a dot, and say so without a
+  // string being made.
+  if (imagePath.indexOf(SLASH_DOT) === -1) return false;
   const s = imagePath.toString('latin1').toLowerCase();
   return (
     s.includes(`/${reserved}`) &&

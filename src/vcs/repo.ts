@@ -12,6 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CloudletsError } from '../errors.js';
+import type { HostStat } from '../stream/entry.js';
 import { openDirectorySource } from '../stream/sources/dir.js';
 import { readTreeXattrs, type TreeXattrs } from '../stream/sources/xattrs.js';
 import { type Capture, captureSource, isRepositoryPath } from './capture.js';
@@ -83,7 +84,7 @@ async function volatileTest(dir: string, opts: ImageVcsOptions): Promise<(p: Buf
 
 interface CaptureImageOptions extends ImageVcsOptions {
   mtimes?: boolean;
-  onContent?: (imagePath: Buffer) => void;
+  onContent?: (imagePath: Buffer, stat: HostStat | undefined) => void;
   /** Extended attributes already being read (started early, beside other work). */
   xattrs?: Promise<TreeXattrs>;
 }
@@ -96,10 +97,12 @@ async function captureImage(dir: string, opts: CaptureImageOptions): Promise<Cap
   const xattrs = opts.xattrs ?? readImageXattrs(dir);
   // If the walk fails first, the getfattr failure must not surface as an unhandled rejection.
   xattrs.catch(() => {});
-  const isVolatile = await volatileTest(dir, opts);
+  // The walk starts first, on its thread: loading the manifest (for the volatile patterns) overlaps it.
   const source = openDirectorySource(dir, { prune: isRepositoryPath, xattrs: false });
+  source.readAhead?.();
   let cap: Capture;
   try {
+    const isVolatile = await volatileTest(dir, opts);
     cap = await captureSource(source, { isVolatile, mtimes: opts.mtimes, onContent: opts.onContent });
   } finally {
     await source.close?.();
@@ -139,6 +142,16 @@ async function readMetadataAt(kind: VcsKind, dir: string, rev: string | undefine
       ? await G.gitReadAt(dir, rev, METADATA_REPO_PATH)
       : await H.hgReadAt(dir, rev, METADATA_REPO_PATH);
   return bytes ? parseMetadata(bytes.toString('utf8'), `${METADATA_REPO_PATH} at ${rev.slice(0, 12)}`) : [];
+}
+
+/** HEAD and the metadata file's text there ('' when there is none). */
+async function headAndMetadataText(kind: VcsKind, dir: string): Promise<[string | undefined, string]> {
+  if (kind === 'git') {
+    const { head: rev, bytes } = await G.gitHeadAndFile(dir, METADATA_REPO_PATH);
+    return [rev, bytes ? bytes.toString('utf8') : ''];
+  }
+  const rev = await H.hgHead(dir);
+  return [rev, await readMetadataTextAt(kind, dir, rev)];
 }
 
 const head = (kind: VcsKind, dir: string) => (kind === 'git' ? G.gitHead(dir) : H.hgHead(dir));
@@ -198,25 +211,37 @@ export async function commitImage(dir: string, opts: CommitOptions): Promise<Com
   mkdirSync(join(dir, '.cloudlet'), { recursive: true, mode: 0o755 });
   // git re-stages the files it tracks (hashing the changed ones) from the start, beside all the rest.
   const stage = kind === 'git' ? G.startGitStage(dir) : undefined;
-  // Who commits is known before anything is staged (a failure only counts if there is a commit to make).
-  const idents = stage ? gitIdents(dir) : undefined;
-  idents?.catch(() => {});
   // getfattr starts early too: it walks the tree beside our own walk.
   const xattrs = readImageXattrs(dir);
   xattrs.catch(() => {});
+  // So does the capture, before the last commit says whether it recorded modification times: they are
+  // captured anyway and dropped below if not.
+  const capturing = captureImage(dir, {
+    ...opts,
+    mtimes: true,
+    xattrs,
+    ...(stage ? { onContent: (p: Buffer, st: HostStat | undefined) => stage.add(p, st) } : {}),
+  });
+  capturing.catch(() => {});
   let rev: string | undefined;
   let beforeText: string;
+  let cap: Capture;
   try {
-    rev = await head(kind, dir);
-    beforeText = await readMetadataTextAt(kind, dir, rev);
+    [rev, beforeText] = await headAndMetadataText(kind, dir);
+    cap = await capturing;
   } catch (err) {
     stage?.abort();
+    await capturing.catch(() => {});
     throw err;
   }
+  // Who commits is asked once the walk is done: until then both cores are busy (git hashing, our walk),
+  // from now on git's last steps leave one free. A failure only counts if there is a commit to make.
+  const idents = stage ? gitIdents(dir) : undefined;
+  idents?.catch(() => {});
   const mtimes = opts.mtimes ?? hasMtimes(beforeText);
+  if (!mtimes) for (const r of cap.records) r.mtimeNs = undefined;
   const hasChanges = (c: G.ContentChanges) =>
     c.added.length + c.modified.length + c.deleted.length > 0 || c.metadataChanged === true || !rev;
-  let cap: Capture;
   let metadata: MetadataChange[];
   // The same text as the last commit's (content changed, nothing else) says nothing changed: no parsing.
   const diffWith = (lines: { text: string; sorted: MetaRecord[]; lines: string[] }) =>
@@ -230,17 +255,11 @@ export async function commitImage(dir: string, opts: CommitOptions): Promise<Com
             lines.lines,
           ),
         );
+  const formatted = formatMetadataLines(cap.records);
+  writeFileSync(join(dir, METADATA_REPO_PATH), formatted.text);
   let changes: G.ContentChanges;
   let newRev: string | undefined;
   if (stage) {
-    try {
-      cap = await captureImage(dir, { ...opts, mtimes, xattrs, onContent: (p) => stage.add(p) });
-    } catch (err) {
-      stage.abort();
-      throw err;
-    }
-    const formatted = formatMetadataLines(cap.records);
-    writeFileSync(join(dir, METADATA_REPO_PATH), formatted.text);
     const staged = stage.finish(cap);
     staged.catch(() => {});
     // Compared while git finishes staging.
@@ -249,9 +268,6 @@ export async function commitImage(dir: string, opts: CommitOptions): Promise<Com
     changes = await G.gitStagedChanges(dir, rev);
     if (hasChanges(changes)) newRev = await gitCommit(dir, opts.message, rev, changes.staged ?? [], idents);
   } else {
-    cap = await captureImage(dir, { ...opts, mtimes, xattrs });
-    const formatted = formatMetadataLines(cap.records);
-    writeFileSync(join(dir, METADATA_REPO_PATH), formatted.text);
     metadata = diffWith(formatted);
     // Mercurial reads from disk: nested .hg directories wear their escaped names while it does.
     renameNested(dir, cap.records, '.hg', true);

@@ -134,6 +134,10 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   let ahead: Reading | undefined;
 
   async function* entries(): AsyncIterable<Entry> {
+    for await (const batch of entryBatches()) yield* batch;
+  }
+
+  async function* entryBatches(): AsyncIterable<readonly Entry[]> {
     // The walk runs on a worker thread; getfattr runs meanwhile, and is waited for once.
     const reading = ahead ?? startReading();
     ahead = undefined;
@@ -157,6 +161,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
         mtimeNs: r.mtimeNs,
         size: 0,
         xattrs: xattrs.size === 0 ? noXattrs : (xattrs.get(path.toString('latin1')) ?? noXattrs),
+        hostStat: r,
       };
       if (type === 'file') {
         const size = r.size;
@@ -195,7 +200,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
       for (;;) {
         const records = await reading.walk.next();
         if (records === undefined) return;
-        for (const record of records) yield toEntry(record);
+        yield records.map(toEntry);
       }
     } finally {
       reading.stop();
@@ -238,6 +243,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   return {
     description: `directory ${root}`,
     entries,
+    entryBatches,
     readFile,
     readAhead() {
       ahead ??= startReading();

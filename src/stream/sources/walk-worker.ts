@@ -16,7 +16,7 @@
  *
  * Record layout (little-endian), one after another in a chunk:
  *   entry: u8 1, u32 path length, path, u32 mode, u32 uid, u32 gid, u32 nlink, f64 size, i64 mtime (ns),
- *          u64 dev, u64 ino, u64 rdev, i32 link length (-1: none), link
+ *          u64 dev, u64 ino, u64 rdev, i64 ctime (ns), i32 link length (-1: none), link
  *   error: u8 2, u32 path length, path, u32 code length, code, u32 doing length, doing
  */
 
@@ -136,7 +136,7 @@ export function walkerThread(req: NodeJS.Require): void {
         return fail(err, path, 'read symlink');
       }
     }
-    if (!room(1 + 4 + path.length + 16 + 8 + 8 + 24 + 4 + (link?.length ?? 0))) return false;
+    if (!room(1 + 4 + path.length + 16 + 8 + 8 + 24 + 8 + 4 + (link?.length ?? 0))) return false;
     bytes[used++] = ENTRY;
     putBytes(path);
     view.setUint32(used, Number(st.mode), true);
@@ -148,7 +148,8 @@ export function walkerThread(req: NodeJS.Require): void {
     view.setBigUint64(used + 32, st.dev, true);
     view.setBigUint64(used + 40, st.ino, true);
     view.setBigUint64(used + 48, st.rdev, true);
-    used += 56;
+    view.setBigInt64(used + 56, st.ctimeNs, true);
+    used += 64;
     if (link) putBytes(link);
     else {
       view.setInt32(used, -1, true);

@@ -19,10 +19,12 @@ export interface WalkRecord {
   size: number;
   mtimeNs: bigint;
   link: Buffer | undefined;
-  /** Read only when needed (hardlinks, devices): each costs a BigInt. */
+  /** Read only when needed (hardlinks, devices, a commit's change check): each costs a BigInt. */
   dev(): bigint;
   ino(): bigint;
   rdev(): bigint;
+  /** Inode change time in nanoseconds. */
+  ctimeNs(): bigint;
 }
 
 export interface Walk {
@@ -158,6 +160,9 @@ class DecodedRecord implements WalkRecord {
   rdev(): bigint {
     return this.view.getBigUint64(this.fields + 48, true);
   }
+  ctimeNs(): bigint {
+    return this.view.getBigInt64(this.fields + 56, true);
+  }
 }
 
 /** The records of one chunk, and the error that ended the walk when the chunk holds it. */
@@ -182,7 +187,7 @@ function decode(chunk: WalkChunk): { records: WalkRecord[]; error?: Error } {
     }
     const path = take();
     const fields = at;
-    at += 56;
+    at += 64;
     const linkLength = view.getInt32(at, true);
     let link: Buffer | undefined;
     if (linkLength < 0) at += 4;
