@@ -21,7 +21,7 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = join(ROOT, 'dist/cli/main.js');
 const CACHE = join(ROOT, '.cache/bench');
 const TIME = '/usr/bin/time';
-const RUNS = 3;
+const RUNS = 5;
 
 /** The inputs benchmarks share, each generated once and cached. */
 const INPUTS = {

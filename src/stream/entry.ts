@@ -53,10 +53,13 @@ export interface HostStat {
   readonly uid: number;
   readonly gid: number;
   readonly size: number;
-  readonly mtimeNs: bigint;
-  /** Read only when asked for: each costs a BigInt. */
-  ino(): bigint;
-  ctimeNs(): bigint;
+  /** Modification and inode change times, as whole seconds and nanoseconds (compared without a BigInt). */
+  readonly mtimeSec: number;
+  readonly mtimeNsec: number;
+  readonly ctimeSec: number;
+  readonly ctimeNsec: number;
+  /** The inode number's low 32 bits (what git's index keeps of it). */
+  readonly inoLow32: number;
 }
 
 export interface SyncContentReader {

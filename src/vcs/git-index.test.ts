@@ -30,9 +30,11 @@ const hostStat = (file: string): HostStat => {
     uid: Number(st.uid),
     gid: Number(st.gid),
     size: Number(st.size),
-    mtimeNs: st.mtimeNs,
-    ino: () => st.ino,
-    ctimeNs: () => st.ctimeNs,
+    mtimeSec: Number(st.mtimeNs / 1_000_000_000n),
+    mtimeNsec: Number(st.mtimeNs % 1_000_000_000n),
+    ctimeSec: Number(st.ctimeNs / 1_000_000_000n),
+    ctimeNsec: Number(st.ctimeNs % 1_000_000_000n),
+    inoLow32: Number(st.ino % 2n ** 32n),
   };
 };
 
@@ -113,7 +115,11 @@ describe('commit by the stat cache', () => {
     rmSync(join(dir, 'etc', 'gone'));
     writeFileSync(join(dir, 'etc', 'new'), 'hello\n');
     const two = await commitImage(dir, { message: 'two' });
-    expect(two.changes).toEqual({ added: ['/etc/new'], modified: ['/etc/same-size'], deleted: ['/etc/gone'] });
+    expect(two.changes).toEqual({
+      added: ['/etc/new'],
+      modified: ['/etc/same-size'],
+      deleted: ['/etc/gone'],
+    });
     expect(git(dir, 'show', 'HEAD:etc/same-size')).toBe('bbbb');
     expect(git(dir, 'status', '--porcelain')).toBe('');
     writeFileSync(join(dir, 'etc', 'gone'), 'back\n');

@@ -38,12 +38,12 @@ export interface GitIndex {
 /** The index of a repository, or undefined when it is missing or in a form this reader does not take. */
 export function readGitIndex(file: string): GitIndex | undefined {
   let bytes: Buffer;
-  let indexMtimeNs: bigint;
+  let indexMtime: [number, number];
   try {
     const fd = openSync(file, 'r');
     try {
       const st = fstatSync(fd, { bigint: true });
-      indexMtimeNs = st.mtimeNs;
+      indexMtime = [Number(st.mtimeNs / 1_000_000_000n), Number(st.mtimeNs % 1_000_000_000n)];
       bytes = Buffer.allocUnsafe(Number(st.size));
       let got = 0;
       while (got < bytes.length) {
@@ -90,14 +90,14 @@ export function readGitIndex(file: string): GitIndex | undefined {
     at += 8 + bytes.readUInt32BE(at + 4);
   }
   if (at !== end) return undefined;
-  return makeIndex(bytes, offsets, nameLengths, indexMtimeNs);
+  return makeIndex(bytes, offsets, nameLengths, indexMtime);
 }
 
 function makeIndex(
   bytes: Buffer,
   offsets: Int32Array,
   nameLengths: Int32Array,
-  indexMtimeNs: bigint,
+  [indexSec, indexNsec]: [number, number],
 ): GitIndex {
   const count = offsets.length;
   const nameStart = (i: number) =>
@@ -109,9 +109,8 @@ function makeIndex(
   };
   let cursor = 0;
   const u32 = (i: number, field: number) => bytes.readUInt32BE(offsets[i]! + field * 4);
-  const timeNs = (i: number, field: number) =>
-    BigInt(u32(i, field)) * 1_000_000_000n + BigInt(u32(i, field + 1));
-  const low32 = (n: bigint) => Number(BigInt.asUintN(32, n));
+  // git keeps 32 bits of seconds, sizes and inode numbers.
+  const low32 = (n: number) => n % 2 ** 32;
   return {
     length: count,
     path(i) {
@@ -145,11 +144,18 @@ function makeIndex(
       } else {
         return false;
       }
-      if (u32(i, 7) !== st.uid || u32(i, 8) !== st.gid || u32(i, 9) !== st.size % 2 ** 32) return false;
-      const mtime = timeNs(i, 2);
+      if (u32(i, 7) !== st.uid || u32(i, 8) !== st.gid || u32(i, 9) !== low32(st.size)) return false;
+      const mSec = u32(i, 2);
+      const mNsec = u32(i, 3);
       // Racily clean: written in the same instant as the index or later, so equal stat data proves nothing.
-      if (mtime >= indexMtimeNs) return false;
-      return mtime === st.mtimeNs && timeNs(i, 0) === st.ctimeNs() && u32(i, 5) === low32(st.ino());
+      if (mSec > indexSec || (mSec === indexSec && mNsec >= indexNsec)) return false;
+      return (
+        mSec === low32(st.mtimeSec) &&
+        mNsec === st.mtimeNsec &&
+        u32(i, 0) === low32(st.ctimeSec) &&
+        u32(i, 1) === st.ctimeNsec &&
+        u32(i, 5) === st.inoLow32
+      );
     },
   };
 }

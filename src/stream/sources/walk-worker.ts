@@ -16,7 +16,8 @@
  *
  * Record layout (little-endian), one after another in a chunk:
  *   entry: u8 1, u32 path length, path, u32 mode, u32 uid, u32 gid, u32 nlink, f64 size, i64 mtime (ns),
- *          u64 dev, u64 ino, u64 rdev, i64 ctime (ns), i32 link length (-1: none), link
+ *          u64 dev, u64 ino, u64 rdev, f64 mtime seconds, u32 mtime nanoseconds, f64 ctime seconds,
+ *          u32 ctime nanoseconds, i32 link length (-1: none), link
  *   error: u8 2, u32 path length, path, u32 code length, code, u32 doing length, doing
  */
 
@@ -61,6 +62,7 @@ export function walkerThread(req: NodeJS.Require): void {
   const MAIN_EVENT = 1;
   const STOP = 2;
   const SLASH = Buffer.from('/');
+  const NS = 1_000_000_000n;
 
   const ctrl = new Int32Array(data.ctrl);
   const hostRoot = Buffer.from(data.root === '/' ? '' : data.root);
@@ -136,7 +138,7 @@ export function walkerThread(req: NodeJS.Require): void {
         return fail(err, path, 'read symlink');
       }
     }
-    if (!room(1 + 4 + path.length + 16 + 8 + 8 + 24 + 8 + 4 + (link?.length ?? 0))) return false;
+    if (!room(1 + 4 + path.length + 16 + 8 + 8 + 24 + 24 + 4 + (link?.length ?? 0))) return false;
     bytes[used++] = ENTRY;
     putBytes(path);
     view.setUint32(used, Number(st.mode), true);
@@ -148,8 +150,12 @@ export function walkerThread(req: NodeJS.Require): void {
     view.setBigUint64(used + 32, st.dev, true);
     view.setBigUint64(used + 40, st.ino, true);
     view.setBigUint64(used + 48, st.rdev, true);
-    view.setBigInt64(used + 56, st.ctimeNs, true);
-    used += 64;
+    // Times again as seconds and nanoseconds: what git's index keeps, compared without a BigInt.
+    view.setFloat64(used + 56, Number(st.mtimeNs / NS), true);
+    view.setUint32(used + 64, Number(st.mtimeNs % NS), true);
+    view.setFloat64(used + 68, Number(st.ctimeNs / NS), true);
+    view.setUint32(used + 76, Number(st.ctimeNs % NS), true);
+    used += 80;
     if (link) putBytes(link);
     else {
       view.setInt32(used, -1, true);

@@ -19,12 +19,16 @@ export interface WalkRecord {
   size: number;
   mtimeNs: bigint;
   link: Buffer | undefined;
-  /** Read only when needed (hardlinks, devices, a commit's change check): each costs a BigInt. */
+  /** Read only when needed (hardlinks, devices): each costs a BigInt. */
   dev(): bigint;
   ino(): bigint;
   rdev(): bigint;
-  /** Inode change time in nanoseconds. */
-  ctimeNs(): bigint;
+  /** Modification and inode change times as whole seconds and nanoseconds; the inode's low 32 bits. */
+  readonly mtimeSec: number;
+  readonly mtimeNsec: number;
+  readonly ctimeSec: number;
+  readonly ctimeNsec: number;
+  readonly inoLow32: number;
 }
 
 export interface Walk {
@@ -160,8 +164,20 @@ class DecodedRecord implements WalkRecord {
   rdev(): bigint {
     return this.view.getBigUint64(this.fields + 48, true);
   }
-  ctimeNs(): bigint {
-    return this.view.getBigInt64(this.fields + 56, true);
+  get mtimeSec(): number {
+    return this.view.getFloat64(this.fields + 56, true);
+  }
+  get mtimeNsec(): number {
+    return this.view.getUint32(this.fields + 64, true);
+  }
+  get ctimeSec(): number {
+    return this.view.getFloat64(this.fields + 68, true);
+  }
+  get ctimeNsec(): number {
+    return this.view.getUint32(this.fields + 76, true);
+  }
+  get inoLow32(): number {
+    return this.view.getUint32(this.fields + 40, true);
   }
 }
 
@@ -187,7 +203,7 @@ function decode(chunk: WalkChunk): { records: WalkRecord[]; error?: Error } {
     }
     const path = take();
     const fields = at;
-    at += 64;
+    at += 80;
     const linkLength = view.getInt32(at, true);
     let link: Buffer | undefined;
     if (linkLength < 0) at += 4;
