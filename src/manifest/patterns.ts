@@ -209,6 +209,8 @@ export function manifestPath(path: string): Buffer {
 /** `path` is `prefix` or lies below it. */
 export function isAtOrBelow(path: Buffer, prefix: Buffer): boolean {
   if (prefix.length === 1 && prefix[0] === 0x2f) return true;
-  if (path.length < prefix.length || !path.subarray(0, prefix.length).equals(prefix)) return false;
+  // Compared in place: asked for every path of an export, for every persistent path.
+  if (path.length < prefix.length || path.compare(prefix, 0, prefix.length, 0, prefix.length) !== 0)
+    return false;
   return path.length === prefix.length || path[prefix.length] === 0x2f;
 }

@@ -29,6 +29,8 @@ const REPO_DIRS = [Buffer.from('/.git'), Buffer.from('/.hg')];
 const SLASH = 0x2f;
 const DOT = 0x2e;
 const YIELD_EVERY = 256;
+/** Shared by every record without extended attributes (most): records are never changed in place. */
+const NO_XATTRS: ReadonlyMap<string, Buffer> = new Map();
 
 /** `/.git`, `/.hg` and everything below: the repository itself, never part of the image. */
 export function isRepositoryPath(p: Buffer): boolean {
@@ -79,7 +81,7 @@ function startCapture(opts: CaptureOptions): { take(e: Entry): void; done(): Cap
       uid: e.uid,
       gid: e.gid,
       mode: e.mode & 0o7777,
-      xattrs: e.xattrs.size > 0 ? new Map(e.xattrs) : new Map(),
+      xattrs: e.xattrs.size > 0 ? new Map(e.xattrs) : NO_XATTRS,
     };
     if (type === 'char' || type === 'block') {
       rec.devMajor = e.devMajor ?? 0;

@@ -40,7 +40,7 @@ export interface MetaRecord {
   /** Only when captured with mtimes (opt-in). */
   mtimeNs?: bigint | undefined;
   /** name → raw value, written sorted by name. */
-  xattrs: Map<string, Buffer>;
+  xattrs: ReadonlyMap<string, Buffer>;
 }
 
 const TYPES: ReadonlySet<string> = new Set([
@@ -206,13 +206,14 @@ function parseRecord(line: string): MetaRecord {
   const om = /^(\d{1,10}):(\d{1,10})$/.exec(owner);
   if (!om) throw new Error(`bad owner "${owner}", expected UID:GID`);
   if (!/^[0-7]{1,4}$/.test(modeField)) throw new Error(`bad mode "${modeField}", expected octal up to 7777`);
+  const xattrs = new Map<string, Buffer>();
   const rec: MetaRecord = {
     path,
     type: type as EntryType,
     uid: Number(om[1]),
     gid: Number(om[2]),
     mode: Number.parseInt(modeField, 8),
-    xattrs: new Map(),
+    xattrs,
   };
   for (const field of fields.slice(4)) {
     const eq = field.indexOf('=');
@@ -232,7 +233,7 @@ function parseRecord(line: string): MetaRecord {
       rec.mtimeNs = BigInt(mm[1]!) * 1_000_000_000n + BigInt(mm[2]!);
     } else if (key.startsWith('xattr.')) {
       if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw new Error(`bad base64 value of ${key}`);
-      rec.xattrs.set(unescapeBytes(key.slice(6)).toString('utf8'), Buffer.from(value, 'base64'));
+      xattrs.set(unescapeBytes(key.slice(6)).toString('utf8'), Buffer.from(value, 'base64'));
     } else {
       throw new Error(`unknown field "${key}"`);
     }

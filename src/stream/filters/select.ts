@@ -45,24 +45,26 @@ export function classify(
   const volatile = compileVolatilePatterns(manifest.volatile, opts.where);
   const templates = new Set(manifest.templates.map((t) => manifestPath(t).toString('latin1')));
   const persistent = manifest.persistent.map(manifestPath);
-  // Ancestors repeat from one path to the next; remembering their verdicts keeps the walk linear.
-  const dirVerdicts = new Map<string, boolean>();
+  // Whether a directory or one above it matches, remembered per directory: siblings share a parent, so
+  // a path costs one lookup of its parent instead of a walk up its ancestors.
+  const aboveVerdicts = new Map<string, boolean>();
 
   const matches = (text: string) => volatile.some((re) => re.test(text));
+  /** `text` up to `slash` (a directory), or one above it, matches. */
+  const volatileAbove = (text: string, slash: number): boolean => {
+    if (slash <= 0) return false;
+    const dir = text.slice(0, slash);
+    let verdict = aboveVerdicts.get(dir);
+    if (verdict === undefined) {
+      verdict = matches(dir) || volatileAbove(dir, dir.lastIndexOf('/'));
+      if (aboveVerdicts.size > 10_000) aboveVerdicts.clear();
+      aboveVerdicts.set(dir, verdict);
+    }
+    return verdict;
+  };
   const isVolatile = (path: Buffer): boolean => {
     const text = matchText(path);
-    if (matches(text)) return true;
-    for (let i = text.lastIndexOf('/'); i > 0; i = text.lastIndexOf('/', i - 1)) {
-      const dir = text.slice(0, i);
-      let verdict = dirVerdicts.get(dir);
-      if (verdict === undefined) {
-        verdict = matches(dir);
-        if (dirVerdicts.size > 10_000) dirVerdicts.clear();
-        dirVerdicts.set(dir, verdict);
-      }
-      if (verdict) return true;
-    }
-    return false;
+    return matches(text) || volatileAbove(text, text.lastIndexOf('/'));
   };
 
   return (path) => {
