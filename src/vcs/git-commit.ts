@@ -77,7 +77,12 @@ export async function gitCommit(
   idents: Promise<Idents> = gitIdents(dir),
 ): Promise<string> {
   const input = fastImportStream(message, await idents, parent, staged);
-  const out = await git(dir, ['fast-import', '--quiet', '--done', '--force'], { input });
+  // Trees are mostly object ids, which zlib cannot shrink: its fastest level gives a pack as small (0.3%
+  // larger, measured) in three quarters of the time.
+  const out = await git(dir, ['fast-import', '--quiet', '--done', '--force'], {
+    input,
+    config: ['pack.compression=1'],
+  });
   const commit = out.stdout.toString().trim();
   const subject = message.split('\n')[0] ?? '';
   // With the old value given, HEAD does not move if it moved meanwhile.
