@@ -420,8 +420,8 @@ function startIndexedStage(dir: string, index: GitIndex): StreamingStage {
 }
 
 /**
- * Stages into the real index while the tree is still being walked. Same result as `gitStage(dir, cap)`, with
- * no stat cache of our own to go by.
+ * `startGitStage` without reading the index (there is none yet, or it is in a form readGitIndex leaves
+ * to git):
  *
  * 1. Refresh, from the start: `git add -u` re-stages what the index tracks, trusting its stat data, so
  *    git hashes the changed files while the manifest loads and the walk runs. Only a head start: if it
