@@ -12,6 +12,7 @@ import type { createFrameReader as CreateFrameReader, encodeFrame as EncodeFrame
 
 /** Messages the parent sends. */
 export type ChildRequest =
+  | { type: 'prepare'; ejs: string }
   | { type: 'init'; ejs: string; data: string }
   | { type: 'render'; request: string; timeoutMs: number };
 
@@ -73,7 +74,16 @@ export function childMain(
 ): void {
   const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
   let ejsScript: VM.Script | undefined;
+  let ejsSource: string | undefined;
+  /** A fresh context with ejs already evaluated, made while the parent was still getting ready. */
+  let prepared: ReturnType<ContextFactory> | undefined;
   let data = '{}';
+  const compileEjs = (source: string): void => {
+    if (source === ejsSource) return;
+    ejsScript = new vm.Script(source, { filename: 'ejs.js' });
+    ejsSource = source;
+    prepared = undefined;
+  };
   const read = createFrameReader({ maxHeader: 256 * 1024 * 1024, maxBody: 0 });
 
   const send = (header: ChildReply, body?: Buffer): void => {
@@ -103,10 +113,12 @@ export function childMain(
   const render = (request: string, timeoutMs: number): void => {
     const deadline = Date.now() + timeoutMs;
     const left = (): number => Math.max(1, deadline - Date.now());
-    const { context, options } = createTemplateContext(vm);
+    const ready = prepared;
+    prepared = undefined;
+    const { context, options } = ready ?? createTemplateContext(vm);
     let result: unknown;
     try {
-      (ejsScript as VM.Script).runInContext(context, { timeout: left(), displayErrors: false });
+      if (!ready) (ejsScript as VM.Script).runInContext(context, { timeout: left(), displayErrors: false });
       options.timeout = left();
       result = vm.runInContext(
         `"use strict";(${sandboxSource})(${JSON.stringify(request)}, ${JSON.stringify(data)})`,
@@ -151,8 +163,19 @@ export function childMain(
   };
 
   const handle = (message: ChildRequest): void => {
-    if (message.type === 'init') {
-      ejsScript = new vm.Script(message.ejs, { filename: 'ejs.js' });
+    if (message.type === 'prepare') {
+      // No answer: the first render's context is made now, fresh as any (nothing of a template or its
+      // data has been in it), so that the render itself only runs the template.
+      try {
+        compileEjs(message.ejs);
+        const next = createTemplateContext(vm);
+        (ejsScript as VM.Script).runInContext(next.context, { timeout: 5_000, displayErrors: false });
+        prepared = next;
+      } catch {
+        prepared = undefined; // the render makes its own, and reports what fails then
+      }
+    } else if (message.type === 'init') {
+      compileEjs(message.ejs);
       data = message.data;
       send({ type: 'ready' });
     } else if (message.type === 'render' && ejsScript) {

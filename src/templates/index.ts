@@ -53,7 +53,14 @@ let spare: Renderer | undefined;
  * up the output. The next renderTemplates call takes it; discardSpareRenderer stops it if none comes.
  */
 export function prestartRenderer(): void {
-  spare ??= startRenderer();
+  if (spare) return;
+  const renderer = startRenderer();
+  spare = renderer;
+  // And has it compile ejs and make the first template's context meanwhile.
+  ejsBundleSource().then(
+    (ejs) => renderer.post({ type: 'prepare', ejs }),
+    () => undefined, // the render reads it again and reports
+  );
 }
 
 /** Stops a renderer started by prestartRenderer that no render took. */

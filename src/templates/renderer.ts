@@ -38,6 +38,8 @@ export class RendererStopped extends Error {
 export interface Renderer {
   /** Sends one request; rejects with RendererStopped (and kills the child) after `limitMs`. */
   request(message: ChildRequest, limitMs: number): Promise<Reply>;
+  /** Sends a message that has no answer (`prepare`). */
+  post(message: ChildRequest): void;
   close(): void;
 }
 
@@ -136,6 +138,9 @@ export function startRenderer(): Renderer {
         };
         wake();
       });
+    },
+    post(message) {
+      if (!stopped && child.stdin?.writable) child.stdin.write(encodeFrame(message));
     },
     close() {
       child.stdin?.end();
