@@ -1,10 +1,9 @@
 /**
  * The precompiled validators (see standalone.ts for why they are precompiled), loaded on first use from
- * the committed files under schema/. Their code is Ajv's own output for our schemas, nothing a user gives.
+ * the committed files under schema/ (through schema/validators.cjs). Their code is Ajv's own output for our schemas, nothing a user gives.
  */
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
 import type { ErrorObject } from 'ajv/dist/2020.js';
+import * as files from '../../schema/validators.cjs';
 
 export type PrecompiledValidator = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
@@ -14,19 +13,12 @@ export const META_SCHEMA_VALIDATOR_FILE = new URL(
   import.meta.url,
 );
 
-const require = createRequire(import.meta.url);
-let manifest: PrecompiledValidator | undefined;
-let metaSchema: PrecompiledValidator | undefined;
-
 /** Validates a manifest against the manifest schema, filling in defaults. */
 export function manifestValidator(): PrecompiledValidator {
-  manifest ??= require(fileURLToPath(MANIFEST_VALIDATOR_FILE)) as PrecompiledValidator;
-  return manifest;
+  return files.manifestValidator();
 }
 
 /** Validates a JSON Schema against the draft 2020-12 meta-schema; changes nothing in it. */
 export function metaSchemaValidator(): PrecompiledValidator {
-  metaSchema ??= (require(fileURLToPath(META_SCHEMA_VALIDATOR_FILE)) as { validate: PrecompiledValidator })
-    .validate;
-  return metaSchema;
+  return files.metaSchemaValidator();
 }
