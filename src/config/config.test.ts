@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { errorOf } from '../../test/helpers.js';
+import type { CloudletsError } from '../errors.js';
+import { formatAjvErrors } from '../manifest/ajv-errors.js';
 import { validateManifest } from '../manifest/index.js';
 import { configurationSchema, validateArgs, validateConfiguration } from './index.js';
-import { unsafePatternReason } from './stranger-schema.js';
+import { compileStrangerSchema, unsafePatternReason } from './stranger-schema.js';
 
 const manifestWith = (args: Record<string, unknown>) =>
   validateManifest({ args }, { where: '.cloudlet/manifest' }).manifest;
@@ -86,6 +88,53 @@ describe('validateConfiguration', () => {
     const m = manifestWith({ type: 'object', properties: { port: { type: 'integer' } }, required: ['port'] });
     expect(errorOf(() => validateConfiguration(m, {})).message).toBe('/args: missing required field "port"');
     expect(validateConfiguration(m, { args: { port: 8080 } })).toEqual({ args: { port: 8080 } });
+  });
+});
+
+describe('validateConfiguration against configurationSchema', () => {
+  // validateConfiguration does not compile the schema `cloudlets schema` prints: it must still give
+  // exactly what that schema gives, data and message alike.
+  const manifest = manifestWith({
+    type: 'object',
+    properties: { hostname: { type: 'string', default: 'noname' }, port: { type: 'integer' } },
+    required: ['port'],
+  });
+  const bySchema = (input: unknown): unknown => {
+    const validate = compileStrangerSchema(configurationSchema(manifest), {
+      where: 'manifest',
+      code: 'EMANIFEST',
+      pointerPrefix: [],
+    });
+    const data = structuredClone(input);
+    return validate(data) ? data : `configuration: ${formatAjvErrors(validate.errors)}`;
+  };
+  const byUs = (input: unknown): unknown => {
+    try {
+      return validateConfiguration(manifest, input);
+    } catch (err) {
+      return (err as CloudletsError).format();
+    }
+  };
+  it.each([
+    [
+      'valid',
+      { args: { port: 22 }, dns: { nameservers: ['1.1.1.1'] }, ip: { interfaces: [] }, hostname: 'h' },
+    ],
+    ['args missing', {}],
+    ['args of the wrong type', { args: [] }],
+    ['an args field of the wrong type', { args: { port: 'x' } }],
+    ['dns not an object', { args: { port: 1 }, dns: [] }],
+    ['nameservers not an array', { args: { port: 1 }, dns: { nameservers: 'x' } }],
+    ['a nameserver not a string', { args: { port: 1 }, dns: { nameservers: ['a', 2] } }],
+    ['ip not an object', { args: { port: 1 }, ip: 'x' }],
+    ['interfaces not an array', { args: { port: 1 }, ip: { interfaces: {} } }],
+    ['hostname not a string', { args: { port: 1 }, hostname: 7 }],
+    ['two faults: the first in schema order', { args: { port: 'x' }, hostname: 7 }],
+    ['the environment open', { args: { port: 1 }, anything: { else: true } }],
+    ['not an object', []],
+    ['null', null],
+  ])('%s', (_, input) => {
+    expect(byUs(input)).toEqual(bySchema(input));
   });
 });
 
