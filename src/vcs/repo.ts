@@ -98,7 +98,7 @@ async function captureImage(dir: string, opts: CaptureImageOptions): Promise<Cap
   // If the walk fails first, the getfattr failure must not surface as an unhandled rejection.
   xattrs.catch(() => {});
   // The walk starts first, on its thread: loading the manifest (for the volatile patterns) overlaps it.
-  const source = openDirectorySource(dir, { prune: isRepositoryPath, xattrs: false });
+  const source = openDirectorySource(dir, { prune: isRepositoryPath, xattrs: false, hostStat: true });
   source.readAhead?.();
   let cap: Capture;
   try {

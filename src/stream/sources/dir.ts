@@ -30,6 +30,11 @@ export interface DirectorySourceOptions {
   xattrMaxBytes?: number;
   /** Cancels the xattr read. */
   signal?: AbortSignal;
+  /**
+   * Gives each entry the walk's stat data (Entry.hostStat), for a commit's stat cache. Off by default:
+   * it keeps a record per entry alive for as long as the entry, which a build holds for its whole tree.
+   */
+  hostStat?: boolean;
 }
 
 const CHUNK = 1024 * 1024;
@@ -161,8 +166,8 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
         mtimeNs: r.mtimeNs,
         size: 0,
         xattrs: xattrs.size === 0 ? noXattrs : (xattrs.get(path.toString('latin1')) ?? noXattrs),
-        hostStat: r,
       };
+      if (opts.hostStat) entry.hostStat = r;
       if (type === 'file') {
         const size = r.size;
         // Made when the content is read: a commit's walk never reads it, and it is a buffer a file.
