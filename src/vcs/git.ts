@@ -69,8 +69,7 @@ export function git(dir: string, args: readonly string[], opts: GitOptions = {})
   const env = vcsEnv(opts.env);
   if (opts.indexFile) env.GIT_INDEX_FILE = opts.indexFile;
   const config = [...SAFE_CONFIG, `safe.directory=${dir}`, ...(opts.config ?? [])].flatMap((c) => ['-c', c]);
-  const t0 = performance.now();
-  const r = runProgram('git', [...config, '-C', dir, ...args], {
+  return runProgram('git', [...config, '-C', dir, ...args], {
     cwd: dir,
     env,
     input: opts.input,
@@ -79,13 +78,6 @@ export function git(dir: string, args: readonly string[], opts: GitOptions = {})
     signal: opts.signal,
     display: `git ${args.join(' ')}`,
   });
-  if (process.env.CT)
-    void r.then(
-      () =>
-        console.error('  git', args.slice(0, 2).join(' '), t0.toFixed(0), '->', performance.now().toFixed(0)),
-      () => {},
-    );
-  return r;
 }
 
 /** Identity for commits: the user's git configuration, else the environment, else a fixed default. */
@@ -280,7 +272,6 @@ export async function gitStage(
   await stageByHash(dir, cap, metadataText, o);
 }
 
-/** Index entries (repository paths) the capture no longer holds. */
 /**
  * Membership in a list sorted by bytes (the index's order, as `ls-files` prints it), for queries that come
  * in the same order (the walk's): a cursor, with no string or set made per path. A list or a query out of
@@ -320,6 +311,7 @@ function mergeGone(current: readonly Buffer[], content: readonly Buffer[]): Buff
   return gone;
 }
 
+/** Index entries (repository paths) the capture no longer holds. */
 function goneFromIndex(current: Buffer[], cap: Capture): Buffer[] {
   // Escaped names sort elsewhere than their image paths: then a set.
   if (!cap.content.some((p) => needsEscape(p, '.git'))) {

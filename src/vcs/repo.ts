@@ -209,7 +209,7 @@ export async function commitImage(dir: string, opts: CommitOptions): Promise<Com
     throw new CloudletsError('EUSAGE', `is versioned with ${kind}, not ${opts.vcs}`, { where: dir });
   }
   mkdirSync(join(dir, '.cloudlet'), { recursive: true, mode: 0o755 });
-  // git re-stages the files it tracks (hashing the changed ones) from the start, beside all the rest.
+  // git stages what changed as the walk finds it (startGitStage), beside all the rest.
   const stage = kind === 'git' ? G.startGitStage(dir) : undefined;
   // getfattr starts early too: it walks the tree beside our own walk.
   const xattrs = readImageXattrs(dir);
