@@ -127,4 +127,20 @@ describe('commit by the stat cache', () => {
     expect(three.changes.added).toEqual(['/etc/gone']);
     expect(git(dir, 'status', '--porcelain')).toBe('');
   });
+
+  it('commits the same with an index it does not read (git refreshes it itself)', async () => {
+    const dir = tempDir();
+    mkdirSync(join(dir, 'etc'));
+    writeFileSync(join(dir, 'etc', 'a'), 'a\n');
+    writeFileSync(join(dir, 'etc', 'b'), 'b\n');
+    await commitImage(dir, { message: 'one' });
+    git(dir, 'update-index', '--index-version', '4');
+    expect(readGitIndex(join(dir, '.git', 'index'))).toBeUndefined();
+    writeFileSync(join(dir, 'etc', 'a'), 'A, longer\n');
+    rmSync(join(dir, 'etc', 'b'));
+    const two = await commitImage(dir, { message: 'two' });
+    expect(two.changes).toEqual({ added: [], modified: ['/etc/a'], deleted: ['/etc/b'] });
+    expect(git(dir, 'show', 'HEAD:etc/a')).toBe('A, longer');
+    expect(git(dir, 'status', '--porcelain')).toBe('');
+  });
 });

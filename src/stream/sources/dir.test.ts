@@ -181,6 +181,26 @@ describe('openDirectorySource', () => {
     );
   });
 
+  it("gives the walk's stat data only when asked, batches holding the same entries", async () => {
+    writeFileSync(join(root, 'f'), 'hello');
+    const st = lstatSync(join(root, 'f'), { bigint: true });
+    expect((await collect()).every((e) => e.hostStat === undefined)).toBe(true);
+    const src = openDirectorySource(root, { hostStat: true });
+    const batches: Entry[] = [];
+    for await (const batch of src.entryBatches!()) batches.push(...batch);
+    expect(batches.map((e) => e.path.toString())).toEqual(['/', '/f']);
+    const f = batches[1]!.hostStat!;
+    expect([f.size, f.mode, f.mtimeSec, f.mtimeNsec, f.ctimeSec, f.ctimeNsec, f.inoLow32]).toEqual([
+      5,
+      Number(st.mode),
+      Number(st.mtimeNs / 1_000_000_000n),
+      Number(st.mtimeNs % 1_000_000_000n),
+      Number(st.ctimeNs / 1_000_000_000n),
+      Number(st.ctimeNs % 1_000_000_000n),
+      Number(st.ino % 2n ** 32n),
+    ]);
+  });
+
   it('skips pruned subtrees without walking them', async () => {
     mkdirSync(at('/.git/objects'), { recursive: true });
     writeFileSync(at('/.git/objects/x'), '');
