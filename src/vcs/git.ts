@@ -337,6 +337,38 @@ export interface StreamingStage {
 }
 
 /**
+ * Repository paths for a git process's `--stdin -z`, written NUL-terminated in batches of about
+ * `batchBytes`: a write per path would be a system call each.
+ */
+function pathFeed(batchBytes: number): {
+  stream: PassThrough;
+  push(repoPath: Buffer): void;
+  end(): void;
+} {
+  const stream = new PassThrough();
+  const NUL = Buffer.from([0]);
+  let batch: Buffer[] = [];
+  let bytes = 0;
+  const flush = () => {
+    if (batch.length > 0) stream.write(Buffer.concat(batch));
+    batch = [];
+    bytes = 0;
+  };
+  return {
+    stream,
+    push(repoPath) {
+      batch.push(repoPath, NUL);
+      bytes += repoPath.length + 1;
+      if (bytes >= batchBytes) flush();
+    },
+    end() {
+      flush();
+      stream.end();
+    },
+  };
+}
+
+/**
  * Stages into the real index while the tree is still being walked. Same result as `gitStage(dir, cap)`.
  *
  * With an index this reader takes (readGitIndex), its stat cache decides: one `update-index --stdin`,
@@ -353,27 +385,21 @@ export function startGitStage(dir: string): StreamingStage {
 
 function startIndexedStage(dir: string, index: GitIndex): StreamingStage {
   const stop = new AbortController();
-  const feed = new PassThrough();
-  const NUL = Buffer.from([0]);
+  // Small batches: git hashes each changed file as soon as the walk finds it, instead of idling until a
+  // large batch fills (a commit of 2,000 changed files is only some 80 KB of names).
+  const feed = pathFeed(4096);
   const matched = new Uint8Array(index.length);
   let escapedAny = false;
-  let batch: Buffer[] = [];
-  let batchBytes = 0;
-  const flush = () => {
-    if (batch.length > 0) feed.write(Buffer.concat(batch));
-    batch = [];
-    batchBytes = 0;
-  };
   // Blobs go to one pack, as for `git add -u` before: creating a file per object costs more here.
   const updating = git(dir, ['update-index', '--add', '--replace', '-z', '--stdin'], {
-    input: feed,
+    input: feed.stream,
     signal: stop.signal,
     config: PACK_BLOBS,
   });
   updating.catch(() => {});
   const abort = () => {
     stop.abort();
-    feed.destroy();
+    feed.stream.destroy();
   };
   return {
     add(p, stat) {
@@ -386,18 +412,12 @@ function startIndexedStage(dir: string, index: GitIndex): StreamingStage {
         matched[i] = 1;
         if (stat && index.unchanged(i, stat)) return;
       }
-      const repoPath = p.subarray(1);
-      batch.push(repoPath, NUL);
-      batchBytes += repoPath.length + 1;
-      // Small writes: git hashes each changed file as soon as the walk finds it, instead of idling until
-      // a large batch fills (a commit of 2,000 changed files is only some 80 KB of names).
-      if (batchBytes >= 4096) flush();
+      feed.push(p.subarray(1));
     },
     abort,
     async finish(cap) {
       // Rewritten since the index was read.
-      batch.push(METADATA_REPO_BYTES, NUL);
-      flush();
+      feed.push(METADATA_REPO_BYTES);
       feed.end();
       await updating;
       const all = Array.from({ length: index.length }, (_, i) => index.path(i));
@@ -435,23 +455,13 @@ function startRefreshStage(dir: string): StreamingStage {
     current: splitNul((await git(dir, ['ls-files', '-z', '--cached'], { signal: stop.signal })).stdout),
     ok,
   }));
-  const feed = new PassThrough();
-  const NUL = Buffer.from([0]);
-  let batch: Buffer[] = [];
-  let batchBytes = 0;
+  // Large batches: these are the paths new to the index, all of a first import.
+  const feed = pathFeed(64 * 1024);
   /** Whether the refresh staged a repository path (none when it failed); undefined until listed. */
   let staged: ((repoPath: Buffer) => boolean) | undefined;
   const found: Buffer[] = [];
   const take = (repoPath: Buffer) => {
-    if (staged!(repoPath)) return;
-    batch.push(repoPath, NUL);
-    batchBytes += repoPath.length + 1;
-    if (batchBytes >= 64 * 1024) flush();
-  };
-  const flush = () => {
-    if (batch.length > 0) feed.write(Buffer.concat(batch));
-    batch = [];
-    batchBytes = 0;
+    if (!staged!(repoPath)) feed.push(repoPath);
   };
   const ready = listed.then(({ current, ok }) => {
     staged = ok ? sortedMembership(current) : () => false;
@@ -462,7 +472,7 @@ function startRefreshStage(dir: string): StreamingStage {
   // Paths new to the index: one pack for a first import, loose objects (as git add) for the few of later commits.
   const updating = ready.then((current) =>
     git(dir, ['update-index', '--add', '--replace', '-z', '--stdin'], {
-      input: feed,
+      input: feed.stream,
       signal: stop.signal,
       config: current.length === 0 ? PACK_BLOBS : [],
     }),
@@ -472,7 +482,7 @@ function startRefreshStage(dir: string): StreamingStage {
   updating.catch(() => {});
   const abort = () => {
     stop.abort();
-    feed.destroy();
+    feed.stream.destroy();
   };
   return {
     add(p) {
@@ -490,8 +500,7 @@ function startRefreshStage(dir: string): StreamingStage {
         throw err;
       }
       // Rewritten since the refresh staged it.
-      batch.push(Buffer.from('.cloudlet/metadata'), NUL);
-      flush();
+      feed.push(METADATA_REPO_BYTES);
       feed.end();
       await updating;
       const gone = goneFromIndex(current, cap);
