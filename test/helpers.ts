@@ -1,7 +1,8 @@
-import { type SpawnSyncReturns, spawnSync } from 'node:child_process';
+import { execFileSync, type SpawnSyncReturns, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterEach } from 'vitest';
 import { CloudletsError } from '../src/errors.js';
 
 export const CLI = resolve(import.meta.dirname, '../dist/cli/main.js');
@@ -38,6 +39,26 @@ export function cli(
 export function tempDir(prefix = 'cloudlets-test-'): { path: string; remove: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
   return { path, remove: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+/** A maker of temporary directories, each removed after the test that made it. Call at a file's top level. */
+export function tempDirsPerTest(prefix: string): () => string {
+  const made: string[] = [];
+  afterEach(() => {
+    for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+  });
+  return () => {
+    const path = mkdtempSync(join(tmpdir(), prefix));
+    made.push(path);
+    return path;
+  };
+}
+
+/** Runs git in a test's own repository (marked safe whoever owns it); its output, trimmed. */
+export function gitIn(dir: string, ...args: string[]): string {
+  return execFileSync('git', ['-c', `safe.directory=${dir}`, '-C', dir, ...args], {
+    encoding: 'utf8',
+  }).trim();
 }
 
 /** The CloudletsError `fn` throws; fails the test when it throws something else or nothing. */

@@ -1,35 +1,14 @@
 // The commit is written by fast-import, not from the index: its tree must still be exactly the index's,
 // whatever bytes the names hold, and the packs it leaves behind must not pile up.
-import { execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  symlinkSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readdirSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { gitIn, tempDirsPerTest } from '../../test/helpers.js';
 import { fastImportPath } from './git-commit.js';
 import { commitImage } from './repo.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-const git = (dir: string, ...args: string[]) =>
-  execFileSync('git', ['-c', `safe.directory=${dir}`, '-C', dir, ...args], { encoding: 'utf8' }).trim();
-
-const tempImage = () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cloudlets-fastimport-'));
-  dirs.push(dir);
-  return dir;
-};
+const git = gitIn;
+const tempImage = tempDirsPerTest('cloudlets-fastimport-');
 
 describe('fastImportPath', () => {
   it('leaves ordinary names alone and C-quotes the rest', () => {
@@ -85,6 +64,6 @@ describe('commit through fast-import', () => {
       most = Math.max(most, packs());
     }
     expect(most).toBeLessThanOrEqual(16);
-    execFileSync('git', ['-C', dir, 'fsck', '--no-progress'], { stdio: 'ignore' });
+    git(dir, 'fsck', '--no-progress');
   });
 });

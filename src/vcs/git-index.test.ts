@@ -1,27 +1,15 @@
 // The stat cache a commit goes by: a file called unchanged must be unchanged for git too, and anything
 // this reader does not know must send the commit back to git's own refresh.
-import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, mkdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { gitIn, tempDirsPerTest } from '../../test/helpers.js';
 import type { HostStat } from '../stream/entry.js';
 import { readGitIndex } from './git-index.js';
 import { commitImage } from './repo.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-const git = (dir: string, ...args: string[]) =>
-  execFileSync('git', ['-c', `safe.directory=${dir}`, '-C', dir, ...args], { encoding: 'utf8' }).trim();
-
-const tempDir = () => {
-  const dir = mkdtempSync(join(tmpdir(), 'cloudlets-index-'));
-  dirs.push(dir);
-  return dir;
-};
+const git = gitIn;
+const tempDir = tempDirsPerTest('cloudlets-index-');
 
 const hostStat = (file: string): HostStat => {
   const st = lstatSync(file, { bigint: true });

@@ -1,24 +1,17 @@
 // Commit stages while it walks (a head-start pass over tracked paths, then the walk's paths as they come):
 // the index must still end up holding exactly the tree, whatever changed shape between two commits.
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { gitIn, tempDirsPerTest } from '../../test/helpers.js';
 import { commitImage, imageStatus } from './repo.js';
 
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-const git = (dir: string, ...args: string[]) =>
-  execFileSync('git', ['-c', `safe.directory=${dir}`, '-C', dir, ...args], { encoding: 'utf8' });
+const git = gitIn;
+const tempDir = tempDirsPerTest('cloudlets-stage-');
 
 describe('streamed staging', () => {
   it('leaves the index equal to the tree after files turn into directories, links or nothing', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cloudlets-stage-'));
-    dirs.push(dir);
+    const dir = tempDir();
     mkdirSync(join(dir, 'a'));
     mkdirSync(join(dir, 'd'));
     writeFileSync(join(dir, 'a/x'), 'x');
