@@ -62,6 +62,7 @@ export function readGitIndex(file: string): GitIndex | undefined {
   if (version !== 2 && version !== 3) return undefined;
   const count = bytes.readUInt32BE(8);
   const offsets = new Int32Array(count);
+  const nameStarts = new Int32Array(count);
   const nameLengths = new Int32Array(count);
   let at = 12;
   const end = bytes.length - HASH_BYTES;
@@ -77,6 +78,7 @@ export function readGitIndex(file: string): GitIndex | undefined {
     if (nameLength === NAME_MASK) nameLength = bytes.indexOf(0, nameAt) - nameAt;
     if (nameLength < 0 || nameAt + nameLength >= end || bytes[nameAt + nameLength] !== 0) return undefined;
     offsets[i] = at;
+    nameStarts[i] = nameAt;
     nameLengths[i] = nameLength;
     // Padded with 1 to 8 NUL bytes to a multiple of 8 from the entry's start.
     at += (nameAt - at + nameLength + 8) & ~7;
@@ -90,23 +92,25 @@ export function readGitIndex(file: string): GitIndex | undefined {
     at += 8 + bytes.readUInt32BE(at + 4);
   }
   if (at !== end) return undefined;
-  return makeIndex(bytes, offsets, nameLengths, indexMtime);
+  return makeIndex(bytes, { offsets, nameStarts, nameLengths }, indexMtime);
+}
+
+/** Where each entry starts, and its name, found by readGitIndex's one pass over the entries. */
+interface EntryPlaces {
+  offsets: Int32Array;
+  nameStarts: Int32Array;
+  nameLengths: Int32Array;
 }
 
 function makeIndex(
   bytes: Buffer,
-  offsets: Int32Array,
-  nameLengths: Int32Array,
+  { offsets, nameStarts, nameLengths }: EntryPlaces,
   [indexSec, indexNsec]: [number, number],
 ): GitIndex {
   const count = offsets.length;
-  const nameStart = (i: number) =>
-    offsets[i]! + FIXED + (bytes.readUInt16BE(offsets[i]! + 40 + HASH_BYTES) & EXTENDED ? 2 : 0);
   /** Compares entry i's path with the image path `p` from its byte 1 on, like Buffer.compare. */
-  const compare = (i: number, p: Buffer) => {
-    const s = nameStart(i);
-    return bytes.compare(p, 1, p.length, s, s + nameLengths[i]!);
-  };
+  const compare = (i: number, p: Buffer) =>
+    bytes.compare(p, 1, p.length, nameStarts[i]!, nameStarts[i]! + nameLengths[i]!);
   let cursor = 0;
   const u32 = (i: number, field: number) => bytes.readUInt32BE(offsets[i]! + field * 4);
   // git keeps 32 bits of seconds, sizes and inode numbers.
@@ -114,8 +118,7 @@ function makeIndex(
   return {
     length: count,
     path(i) {
-      const s = nameStart(i);
-      return bytes.subarray(s, s + nameLengths[i]!);
+      return bytes.subarray(nameStarts[i]!, nameStarts[i]! + nameLengths[i]!);
     },
     find(p) {
       if (cursor > 0 && compare(cursor - 1, p) >= 0) {
