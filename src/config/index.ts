@@ -6,7 +6,7 @@ import { formatAjvErrors } from '../manifest/ajv-errors.js';
 import { JSON_SCHEMA_DIALECT } from '../manifest/constants.js';
 import type { Manifest } from '../manifest/index.js';
 import { cloneJsonValue } from '../manifest/json.js';
-import { compileAround } from './stranger-schema.js';
+import { compileStrangerSchema } from './stranger-schema.js';
 
 export { MAX_PATTERN_LENGTH, unsafePatternReason } from './stranger-schema.js';
 
@@ -49,24 +49,13 @@ export function configurationSchema(manifest: Manifest): Record<string, unknown>
   };
 }
 
-// Compiled once per manifest object; a WeakMap so that manifests (and their validators) can be collected.
-const argsValidators = new WeakMap<Manifest, ValidateFunction>();
-
-function cached(
-  cache: WeakMap<Manifest, ValidateFunction>,
-  manifest: Manifest,
-  schema: Record<string, unknown>,
-  pointerPrefix: string[],
-): ValidateFunction {
-  let validate = cache.get(manifest);
-  if (!validate) {
-    // A manifest loaded by loadManifest has had its args screened and compiled already; a hand-made one
-    // gets the same screening here, reported as the manifest's fault.
-    validate = compileAround(schema, manifest.args, { where: 'manifest', code: 'EMANIFEST', pointerPrefix });
-    cache.set(manifest, validate);
-  }
-  return validate;
-}
+/**
+ * The validator of the manifest's `args`. A manifest loaded by loadManifest had them screened and
+ * compiled then (compileStrangerSchema keeps each schema's validator); a hand-made one gets the same
+ * screening here, reported as the manifest's fault.
+ */
+const argsValidator = (manifest: Manifest): ValidateFunction =>
+  compileStrangerSchema(manifest.args, { where: 'manifest', code: 'EMANIFEST', pointerPrefix: ['args'] });
 
 function run(validate: ValidateFunction, input: unknown, where: string): unknown {
   // Ajv fills defaults in place: work on a copy so the caller's object is left alone.
@@ -94,7 +83,7 @@ export function validateConfiguration(
   if (!isObject(data)) return fail([typeError('', 'object')]);
   // Filled in before it is checked, as Ajv's useDefaults does for a missing property.
   if (!Object.hasOwn(data, 'args')) data.args = {};
-  const validateArgs = cached(argsValidators, manifest, manifest.args, ['args']);
+  const validateArgs = argsValidator(manifest);
   if (!validateArgs(data.args)) {
     return fail(validateArgs.errors?.map((e) => ({ ...e, instancePath: `/args${e.instancePath}` })));
   }
@@ -141,6 +130,6 @@ export function validateArgs(
   args: unknown,
   opts: ValidateConfigOptions = {},
 ): Record<string, unknown> {
-  const validate = cached(argsValidators, manifest, manifest.args, ['args']);
+  const validate = argsValidator(manifest);
   return run(validate, args, opts.where ?? 'arguments') as Record<string, unknown>;
 }

@@ -114,33 +114,14 @@ export function compileStrangerSchema(
   const known = screened.get(schema);
   if (known) return known;
   checkSchemaPatterns(schema, opts);
-  const validate = compileOrRefuse(schema, opts, { checkMeta: true });
+  const validate = compileOrRefuse(schema, opts);
   screened.set(schema, validate);
   return validate;
 }
 
-/**
- * Compiles a schema of ours that embeds `part`, a stranger's schema already screened and compiled by
- * compileStrangerSchema: its meta-schema check is not done twice. Falls back to the full screening when
- * `part` was not screened.
- */
-export function compileAround(
-  schema: Record<string, unknown>,
-  part: Record<string, unknown>,
-  opts: SchemaOptions,
-): ValidateFunction {
-  if (schema === part || !screened.has(part)) return compileStrangerSchema(schema, opts);
-  return compileOrRefuse(schema, opts, { checkMeta: false });
-}
-
-/** Ajv's compile; a schema it refuses becomes a CloudletsError at `pointerPrefix`. */
-function compileOrRefuse(
-  schema: Record<string, unknown>,
-  opts: SchemaOptions,
-  how: { checkMeta: boolean },
-): ValidateFunction {
+function compileOrRefuse(schema: Record<string, unknown>, opts: SchemaOptions): ValidateFunction {
   try {
-    if (how.checkMeta) checkMetaSchema(schema);
+    checkMetaSchema(schema);
     return strangerAjv().compile(schema);
   } catch (err) {
     throw new CloudletsError(
