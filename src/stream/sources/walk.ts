@@ -5,30 +5,23 @@
  */
 import { readdirSync } from 'node:fs';
 import { startEvalWorker } from '../../util/eval-worker.js';
+import type { HostStat } from '../entry.js';
 import { sourceErrorFromCode } from './host-file.js';
 import { RECORD, WALK_CTRL, type WalkChunk, type WalkerData, walkerThread } from './walk-worker.js';
 
-/** One path of the walk. Paths and link targets are views into the chunk they came in. */
-export interface WalkRecord {
+/**
+ * One path of the walk: what lstat said (HostStat: mode, owner, size, times, inode) and more. Paths and
+ * link targets are views into the chunk they came in.
+ */
+export interface WalkRecord extends HostStat {
   path: Buffer;
-  /** st_mode: type and permission bits. */
-  mode: number;
-  uid: number;
-  gid: number;
   nlink: number;
-  size: number;
   mtimeNs: bigint;
   link: Buffer | undefined;
   /** Read only when needed (hardlinks, devices): each costs a BigInt. */
   dev(): bigint;
   ino(): bigint;
   rdev(): bigint;
-  /** Modification and inode change times as whole seconds and nanoseconds; the inode's low 32 bits. */
-  readonly mtimeSec: number;
-  readonly mtimeNsec: number;
-  readonly ctimeSec: number;
-  readonly ctimeNsec: number;
-  readonly inoLow32: number;
 }
 
 export interface Walk {
