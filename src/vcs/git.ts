@@ -277,7 +277,7 @@ export async function gitStage(
  * in the same order (the walk's): a cursor, with no string or set made per path. A list or a query out of
  * order falls back to a set.
  */
-export function sortedMembership(sorted: readonly Buffer[]): (p: Buffer) => boolean {
+function sortedMembership(sorted: readonly Buffer[]): (p: Buffer) => boolean {
   let set: Set<string> | undefined;
   const bySet = (p: Buffer) => {
     set ??= new Set(sorted.map((q) => q.toString('latin1')));
