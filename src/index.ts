@@ -24,7 +24,15 @@ export {
   manifestJsonSchema,
 } from './manifest/index.js';
 export { type ExportOptions, exportEntries } from './pipeline/export.js';
-export type { Entry, EntrySink, EntryType, ImageSource, SyncContentReader } from './stream/entry.js';
+export {
+  type Entry,
+  type EntrySink,
+  type EntryStream,
+  type EntryType,
+  eachEntry,
+  type ImageSource,
+  type SyncContentReader,
+} from './stream/entry.js';
 export { classify, type PathKind, selectEntries } from './stream/filters/select.js';
 export { type TarOutput, type WriteTarOptions, writeTar } from './stream/sinks/tar.js';
 export { type DirectorySourceOptions, openDirectorySource } from './stream/sources/dir.js';

@@ -15,7 +15,7 @@ import {
 } from '../formats/index.js';
 import { writeFat32 } from '../fs/fat/index.js';
 import type { Manifest } from '../manifest/index.js';
-import type { Entry, ImageSource } from '../stream/entry.js';
+import type { Entry, EntryStream, ImageSource } from '../stream/entry.js';
 import { injectEntries } from '../stream/filters/inject.js';
 import { resolveKernel } from './kernel.js';
 import { type BootMode, partitionTable, planLayout } from './layout.js';
@@ -41,7 +41,7 @@ export interface RootFsOptions {
 
 /** Writes a root filesystem holding `entries` at `offset` of `target`. */
 export type RootFsWriter = (
-  entries: AsyncIterable<Entry>,
+  entries: EntryStream,
   target: BlockTarget,
   offset: number,
   opts: RootFsOptions,
@@ -56,7 +56,7 @@ export interface BuildDiskOptions {
    * Called once for sizes and kernels (content not read); the write pass reuses the entries of that
    * pass when they can be read again (a directory source, within limits), else calls it a second time.
    */
-  entries: () => AsyncIterable<Entry>;
+  entries: () => EntryStream;
   /** The output file. */
   output: string;
   /** Replace an existing output; default false. */

@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto';
 import { CloudletsError } from '../errors.js';
 import { createExt4Tally, type Ext4SizeStats } from '../fs/ext4/index.js';
-import type { Entry } from '../stream/entry.js';
+import { asBatch, type Entry, type EntryStream } from '../stream/entry.js';
 
 const BOOT = Buffer.from('/boot/');
 const ETC = Buffer.from('/etc');
@@ -42,7 +42,7 @@ export interface ScanOptions {
  */
 export const DEFAULT_KEEP = { maxEntries: 100_000, maxBufferedBytes: 8 * 1024 * 1024 };
 
-export async function scanTree(entries: AsyncIterable<Entry>, opts: ScanOptions = {}): Promise<TreeScan> {
+export async function scanTree(entries: EntryStream, opts: ScanOptions = {}): Promise<TreeScan> {
   const hash = createHash('sha256');
   const s: TreeScan = {
     entries: 0,
@@ -60,58 +60,65 @@ export async function scanTree(entries: AsyncIterable<Entry>, opts: ScanOptions 
   // Hashing a line per entry costs a native call each: batch the text and hash it in large pieces.
   let pending = '';
   const wantDigest = opts.digest ?? true;
-  for await (const e of entries) {
-    s.entries++;
-    if (kept) {
-      if (kept.length >= opts.keep!.maxEntries) kept = undefined;
-      else if (e.type === 'file' && e.size > 0 && !e.openContentSync) {
-        // Content readable only now: keep a copy, within the budget.
-        if (buffered + e.size > opts.keep!.maxBufferedBytes || !e.content) kept = undefined;
-        else {
-          const data = await readAll(e.content(), e.size);
-          buffered += data.length;
-          kept.push({
-            ...e,
-            content: async function* () {
-              yield data;
-            },
-          });
-        }
-      } else kept.push(e);
+  for await (const item of entries)
+    for (const e of asBatch(item)) {
+      s.entries++;
+      if (kept) {
+        if (kept.length >= opts.keep!.maxEntries) kept = undefined;
+        else if (e.type === 'file' && e.size > 0 && !e.openContentSync) {
+          // Content readable only now: keep a copy, within the budget.
+          if (buffered + e.size > opts.keep!.maxBufferedBytes || !e.content) kept = undefined;
+          else {
+            const data = await readAll(e.content(), e.size);
+            buffered += data.length;
+            kept.push({
+              ...e,
+              content: async function* () {
+                yield data;
+              },
+            });
+          }
+        } else kept.push(e);
+      }
+      tally.add(e);
+      // Only /boot and the few paths we look up are kept: a million-file tree must not cost a million strings.
+      const path = e.path;
+      if (path.equals(ETC) || path.equals(FSTAB) || (path.length > BOOT.length && path.indexOf(BOOT) === 0)) {
+        const p = path.toString('utf8');
+        s.paths.add(p);
+        if (p === '/etc/fstab') s.hasFstab = true;
+        if (p === '/etc' && e.type === 'dir') s.hasEtc = true;
+      }
+      const sec = Number(e.mtimeNs / 1_000_000_000n);
+      if (sec > s.newestMtimeSec) s.newestMtimeSec = sec;
+      if (!wantDigest) continue;
+      // Paths and link targets are raw bytes; latin1 maps each byte to one character and back.
+      pending += `${e.path.toString('latin1')}\0${e.type} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeNs} ${e.devMajor ?? ''} ${e.devMinor ?? ''}\0`;
+      if (e.linkTarget) pending += `${e.linkTarget.toString('latin1')}\0`;
+      if (pending.length > 65536) {
+        hash.update(pending, 'latin1');
+        pending = '';
+      }
     }
-    tally.add(e);
-    // Only /boot and the few paths we look up are kept: a million-file tree must not cost a million strings.
-    const path = e.path;
-    if (path.equals(ETC) || path.equals(FSTAB) || (path.length > BOOT.length && path.indexOf(BOOT) === 0)) {
-      const p = path.toString('utf8');
-      s.paths.add(p);
-      if (p === '/etc/fstab') s.hasFstab = true;
-      if (p === '/etc' && e.type === 'dir') s.hasEtc = true;
-    }
-    const sec = Number(e.mtimeNs / 1_000_000_000n);
-    if (sec > s.newestMtimeSec) s.newestMtimeSec = sec;
-    if (!wantDigest) continue;
-    // Paths and link targets are raw bytes; latin1 maps each byte to one character and back.
-    pending += `${e.path.toString('latin1')}\0${e.type} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeNs} ${e.devMajor ?? ''} ${e.devMinor ?? ''}\0`;
-    if (e.linkTarget) pending += `${e.linkTarget.toString('latin1')}\0`;
-    if (pending.length > 65536) {
-      hash.update(pending, 'latin1');
-      pending = '';
-    }
-  }
   s.ext4 = tally.result();
   if (wantDigest) s.digest = hash.update(pending, 'latin1').digest('hex');
   s.replay = kept;
   return s;
 }
 
-/** The kept entries again, stopping between entries when `signal` is aborted (as the export stream does). */
-export async function* replayEntries(kept: Entry[], signal?: AbortSignal): AsyncIterable<Entry> {
-  for (const e of kept) {
+/** The kept entries again, in batches, stopping between batches when `signal` is aborted (as the export stream does). */
+export async function* replayEntries(
+  kept: readonly Entry[],
+  signal?: AbortSignal,
+): AsyncIterable<readonly Entry[]> {
+  for (let i = 0; i < kept.length; i += REPLAY_BATCH) {
     if (signal?.aborted) throw signal.reason ?? new CloudletsError('EINTERRUPTED', 'interrupted');
-    yield e;
+    yield kept.slice(i, i + REPLAY_BATCH);
   }
 }
+
+/** Entries a replayed batch holds: about what a directory walk's chunk does. */
+const REPLAY_BATCH = 512;
 
 /** The whole content of a file entry (for the size it claims; a mismatch is reported by the writer). */
 async function readAll(content: AsyncIterable<Buffer>, size: number): Promise<Buffer> {

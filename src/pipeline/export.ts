@@ -7,7 +7,7 @@ import type { Configuration } from '../config/index.js';
 import { APPLIED_CONFIG_PATH, pristinePath } from '../configure/index.js';
 import { CloudletsError } from '../errors.js';
 import type { Image } from '../image/index.js';
-import type { Entry } from '../stream/entry.js';
+import { asBatch, type Entry, type EntryStream, sourceStream } from '../stream/entry.js';
 import { fileEntry, type InjectedEntry, injectEntries, parentDirectories } from '../stream/filters/inject.js';
 import { renderEntries } from '../stream/filters/render.js';
 import { classify, DEFAULT_KINDS, type PathKind, selectEntries } from '../stream/filters/select.js';
@@ -28,15 +28,18 @@ export interface ExportOptions {
   onWarning?: ((message: string) => void) | undefined;
 }
 
-/** The entries of `image` as they go out: volatile left out, templates rendered. */
-export async function exportEntries(image: Image, opts: ExportOptions): Promise<AsyncIterable<Entry>> {
+/**
+ * The entries of `image` as they go out: volatile left out, templates rendered. In batches where the
+ * source reads in bulk (see EntryStream; `eachEntry` gives them one at a time).
+ */
+export async function exportEntries(image: Image, opts: ExportOptions): Promise<EntryStream> {
   const kinds = opts.only ?? DEFAULT_KINDS;
   const classifier = classify(image.manifest, { where: image.where });
   const templates = kinds.includes('templates') ? await readTemplates(image) : [];
   // Not awaited here: renderEntries overlaps it with the source's walk (and awaits it before output).
   const rendered = renderImageTemplates(image, templates, opts);
   rendered.catch(() => undefined); // reported by renderEntries; this only marks it handled meanwhile
-  let selected = selectEntries(image.source.entries(), {
+  let selected: EntryStream = selectEntries(sourceStream(image.source), {
     classify: classifier,
     kinds,
     ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
@@ -125,11 +128,11 @@ export async function renderImageTemplates(
 }
 
 async function* abortable(
-  entries: AsyncIterable<Entry>,
+  entries: EntryStream,
   signal: AbortSignal | undefined,
-): AsyncIterable<Entry> {
-  for await (const entry of entries) {
+): AsyncIterable<readonly Entry[]> {
+  for await (const item of entries) {
     if (signal?.aborted) throw signal.reason ?? new CloudletsError('EINTERRUPTED', 'interrupted');
-    yield entry;
+    yield asBatch(item);
   }
 }

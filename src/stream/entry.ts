@@ -96,9 +96,35 @@ export interface ImageSource {
   close?(): Promise<void>;
 }
 
+/**
+ * Entries in path order, one at a time or in batches. Sources that read in bulk (a directory's walk) pass
+ * their batches on, and filters and sinks loop over each batch synchronously: one promise a batch instead
+ * of several an entry (each filter was an async generator step per entry, which cost more than the
+ * entry's own work on a tree of small files). A plain `AsyncIterable<Entry>` is an EntryStream too.
+ */
+export type EntryStream = AsyncIterable<Entry | readonly Entry[]>;
+
+/** One item of an EntryStream as a batch. */
+export function asBatch(item: Entry | readonly Entry[]): readonly Entry[] {
+  return Array.isArray(item) ? (item as readonly Entry[]) : [item as Entry];
+}
+
+/** An EntryStream one entry at a time, for consumers that await per entry anyway. */
+export async function* eachEntry(stream: EntryStream): AsyncIterable<Entry> {
+  for await (const item of stream) {
+    if (Array.isArray(item)) yield* item as readonly Entry[];
+    else yield item as Entry;
+  }
+}
+
+/** A source's entries, in batches where it has them. */
+export function sourceStream(source: ImageSource): EntryStream {
+  return source.entryBatches ? source.entryBatches() : source.entries();
+}
+
 /** Where entries go: a tar stream, a directory, a filesystem image. */
 export interface EntrySink<R = void> {
-  write(entries: AsyncIterable<Entry>): Promise<R>;
+  write(entries: EntryStream): Promise<R>;
 }
 
 export function pathString(path: Buffer): string {

@@ -14,7 +14,7 @@ import {
   type VmdkSubformat,
 } from '../../formats/index.js';
 import { exportEntries } from '../../pipeline/export.js';
-import type { Entry } from '../../stream/entry.js';
+import type { EntryStream } from '../../stream/entry.js';
 import { createProgress } from '../../util/progress.js';
 import { type CliContext, type GlobalOptions, warn, writeJson } from '../context.js';
 import { type JsonInput, parseTemplateTimeout, readJsonInput, withImage } from '../input.js';
@@ -183,7 +183,7 @@ export async function withBuildImage<T>(
 }
 
 /** An iterable whose source is made on first use: buildDisk reads the stream twice. */
-export async function* lazy(make: () => Promise<AsyncIterable<Entry>>): AsyncIterable<Entry> {
+export async function* lazy(make: () => Promise<EntryStream>): EntryStream {
   yield* await make();
 }
 

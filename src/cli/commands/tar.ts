@@ -5,7 +5,7 @@ import { validateConfiguration } from '../../config/index.js';
 import { CloudletsError } from '../../errors.js';
 import type { Image } from '../../image/index.js';
 import { exportEntries, type OnlyKind } from '../../pipeline/export.js';
-import type { Entry } from '../../stream/entry.js';
+import { asBatch, type Entry, type EntryStream } from '../../stream/entry.js';
 import { writeTar } from '../../stream/sinks/tar.js';
 import { openAtomicOutput } from '../../util/atomic-output.js';
 import { createProgress } from '../../util/progress.js';
@@ -127,31 +127,31 @@ function reportSkipped(ctx: CliContext, skipped: number): void {
  * says "file is the archive; not dumped"): those paths are left out.
  */
 function withoutOwnOutput(
-  entries: AsyncIterable<Entry>,
+  entries: EntryStream,
   img: Image,
   hostPaths: string[],
   ctx: CliContext,
-): AsyncIterable<Entry> {
+): EntryStream {
   const root = resolve(ctx.cwd, img.location);
   const inside = img.kind === 'directory' ? hostPaths.map((p) => relative(root, p)) : [];
   const skip = new Set(
     inside.filter((r) => r !== '' && !r.startsWith(`..${sep}`) && !isAbsolute(r)).map((r) => `/${r}`),
   );
-  // Usually nothing to leave out: no extra generator layer per entry then.
+  // Usually nothing to leave out: no extra generator layer then.
   if (skip.size === 0) return entries;
   return skipPaths(entries, skip, ctx);
 }
 
 async function* skipPaths(
-  entries: AsyncIterable<Entry>,
+  entries: EntryStream,
   skip: Set<string>,
   ctx: CliContext,
-): AsyncGenerator<Entry> {
-  for await (const e of entries) {
-    if (skip.has(e.path.toString('utf8'))) {
+): AsyncGenerator<readonly Entry[]> {
+  for await (const item of entries) {
+    yield asBatch(item).filter((e) => {
+      if (!skip.has(e.path.toString('utf8'))) return true;
       warn(ctx, `${e.path.toString('utf8')}: the output itself, left out`);
-      continue;
-    }
-    yield e;
+      return false;
+    });
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Entry } from '../entry.js';
+import { type Entry, type EntryStream, eachEntry } from '../entry.js';
 import { fileEntry, injectEntries, parentDirectories } from './inject.js';
 
 const dir = (path: string, mode = 0o700): Entry => ({
@@ -13,9 +13,9 @@ const dir = (path: string, mode = 0o700): Entry => ({
   xattrs: new Map(),
 });
 
-async function collect(entries: AsyncIterable<Entry>): Promise<Entry[]> {
+async function collect(entries: EntryStream): Promise<Entry[]> {
   const out: Entry[] = [];
-  for await (const e of entries) out.push(e);
+  for await (const e of eachEntry(entries)) out.push(e);
   return out;
 }
 
@@ -71,6 +71,32 @@ describe('injectEntries', () => {
       ['/z', 7n],
     ]);
     expect(out.some((e) => 'inheritMtime' in e)).toBe(false);
+  });
+
+  it('merges the same way whatever batches the source comes in', async () => {
+    const source = [dir('/'), dir('/a'), dir('/a/b'), dir('/c'), dir('/e'), dir('/g')];
+    const extra = [
+      fileEntry('/a/b/x', Buffer.from('x'), { mode: 0o644, mtimeNs: 0n, inheritMtime: true }),
+      fileEntry('/d', Buffer.from('d'), { mode: 0o644, mtimeNs: 0n }),
+      fileEntry('/h', Buffer.from('h'), { mode: 0o644, mtimeNs: 0n }),
+    ];
+    const oneByOne = await collect(injectEntries(from(source), extra));
+    async function* pairs(): AsyncIterable<readonly Entry[]> {
+      for (let i = 0; i < source.length; i += 2) yield source.slice(i, i + 2);
+    }
+    const batched = await collect(injectEntries(pairs(), extra));
+    expect(batched.map((e) => e.path.toString())).toEqual([
+      '/',
+      '/a',
+      '/a/b',
+      '/a/b/x',
+      '/c',
+      '/d',
+      '/e',
+      '/g',
+      '/h',
+    ]);
+    expect(batched).toEqual(oneByOne);
   });
 
   it('places an added /etc/fstab between its neighbours, by bytes', async () => {

@@ -1,4 +1,4 @@
-import type { Entry } from '../entry.js';
+import { asBatch, type Entry, type EntryStream } from '../entry.js';
 
 export interface InjectedEntry extends Entry {
   /** Keep the source's entry when it has this path (a parent directory the image may already have). */
@@ -16,9 +16,9 @@ export interface InjectedEntry extends Entry {
  * directories its entries need (as `ifAbsent`), so the stream stays a valid tree.
  */
 export async function* injectEntries(
-  entries: AsyncIterable<Entry>,
+  entries: EntryStream,
   extra: readonly InjectedEntry[],
-): AsyncIterable<Entry> {
+): AsyncIterable<readonly Entry[]> {
   const pending = [...extra].sort((a, b) => Buffer.compare(a.path, b.path));
   // The directories above the current position, for `inheritMtime`.
   const ancestors: Entry[] = [];
@@ -39,15 +39,27 @@ export async function* injectEntries(
     return emit(entry);
   };
   let next = 0;
-  for await (const entry of entries) {
-    while (next < pending.length && Buffer.compare(pending[next]!.path, entry.path) < 0) {
-      yield place(pending[next++]!);
+  for await (const item of entries) {
+    const batch = asBatch(item);
+    // Every extra entry placed: nothing more to merge or to inherit from, the batch goes on as it is.
+    if (next === pending.length) {
+      yield batch;
+      continue;
     }
-    const same =
-      next < pending.length && pending[next]!.path.equals(entry.path) ? pending[next++]! : undefined;
-    yield same && !same.ifAbsent ? place(same) : emit(entry);
+    const out: Entry[] = [];
+    for (const entry of batch) {
+      while (next < pending.length && Buffer.compare(pending[next]!.path, entry.path) < 0) {
+        out.push(place(pending[next++]!));
+      }
+      const same =
+        next < pending.length && pending[next]!.path.equals(entry.path) ? pending[next++]! : undefined;
+      out.push(same && !same.ifAbsent ? place(same) : emit(entry));
+    }
+    yield out;
   }
-  while (next < pending.length) yield place(pending[next++]!);
+  const rest: Entry[] = [];
+  while (next < pending.length) rest.push(place(pending[next++]!));
+  if (rest.length > 0) yield rest;
 }
 
 function isBelow(path: Buffer, dir: Buffer): boolean {

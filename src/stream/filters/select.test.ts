@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { Entry } from '../entry.js';
+import { type Entry, type EntryStream, eachEntry } from '../entry.js';
 import { classify, selectEntries } from './select.js';
 
 const manifest = {
@@ -22,9 +22,9 @@ function entry(path: string, extra: Partial<Entry> = {}): Entry {
   };
 }
 
-async function collect(it: AsyncIterable<Entry>): Promise<Entry[]> {
+async function collect(it: EntryStream): Promise<Entry[]> {
   const out: Entry[] = [];
-  for await (const e of it) out.push(e);
+  for await (const e of eachEntry(it)) out.push(e);
   return out;
 }
 

@@ -20,7 +20,7 @@ import {
   manifestPath,
   matchText,
 } from '../../manifest/patterns.js';
-import type { Entry } from '../entry.js';
+import { asBatch, type Entry, type EntryStream } from '../entry.js';
 
 export type PathKind = 'templates' | 'volatile' | 'persistent' | 'other';
 export const PATH_KINDS: readonly PathKind[] = ['templates', 'volatile', 'persistent', 'other'];
@@ -94,43 +94,46 @@ export interface SelectOptions {
  * later links to the same file point at it.
  */
 export async function* selectEntries(
-  entries: AsyncIterable<Entry>,
+  entries: EntryStream,
   opts: SelectOptions,
-): AsyncIterable<Entry> {
+): AsyncIterable<readonly Entry[]> {
+  const select = createSelector(opts);
+  for await (const item of entries) {
+    const out: Entry[] = [];
+    for (const entry of asBatch(item)) {
+      const kept = select(entry);
+      if (kept) out.push(kept);
+    }
+    if (out.length > 0) yield out;
+  }
+}
+
+/** The selection one entry at a time: the entry as it goes out, or undefined when it is left out. */
+function createSelector(opts: SelectOptions): (entry: Entry) => Entry | undefined {
   const kinds = new Set(opts.kinds ?? DEFAULT_KINDS);
   /** Dropped path (latin1) → the path now holding its content, or null when nothing does yet. */
   const moved = new Map<string, Buffer | null>();
-  for await (const entry of entries) {
+  return (entry) => {
     const keep = kinds.has(opts.classify(entry.path));
     if (entry.type === 'file') {
       if (!keep) moved.set(entry.path.toString('latin1'), null);
-      if (keep) yield entry;
-      continue;
+      return keep ? entry : undefined;
     }
-    if (entry.type !== 'hardlink' || !entry.linkTarget) {
-      if (keep) yield entry;
-      continue;
-    }
+    if (entry.type !== 'hardlink' || !entry.linkTarget) return keep ? entry : undefined;
     const target = entry.linkTarget.toString('latin1');
-    if (!moved.has(target)) {
-      if (keep) yield entry;
-      continue;
-    }
-    if (!keep) continue;
+    if (!moved.has(target)) return keep ? entry : undefined;
+    if (!keep) return undefined;
     const holder = moved.get(target);
-    if (holder) {
-      yield { ...entry, linkTarget: holder };
-      continue;
-    }
+    if (holder) return { ...entry, linkTarget: holder };
     if (!entry.content || entry.targetSize === undefined) {
       opts.onWarning?.(
         `${entry.path.toString('utf8')}: left out: a hardlink to ${entry.linkTarget.toString('utf8')}, which was left out`,
       );
-      continue;
+      return undefined;
     }
     moved.set(target, entry.path);
-    yield { ...entry, type: 'file', size: entry.targetSize, linkTarget: undefined, targetSize: undefined };
-  }
+    return { ...entry, type: 'file', size: entry.targetSize, linkTarget: undefined, targetSize: undefined };
+  };
 }
 
 export function parseKinds(values: readonly string[] | undefined): PathKind[] {

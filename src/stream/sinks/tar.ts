@@ -11,7 +11,7 @@ import type { Writable } from 'node:stream';
 import { CloudletsError } from '../../errors.js';
 import { BLOCK, RECORD } from '../../tar/header.js';
 import { prepareHeader } from '../../tar/pax-writer.js';
-import type { Entry, SyncContentReader } from '../entry.js';
+import { asBatch, type Entry, type EntryStream } from '../entry.js';
 
 /**
  * Where the archive goes: any Writable, or a file descriptor written synchronously. The descriptor is the
@@ -74,9 +74,13 @@ function drained(out: Writable): Promise<void> {
 /**
  * Writes `entries` (already in path order) as a pax archive to `out`. Does not end `out`: the caller
  * owns it (stdout stays open; a file is committed by its atomic output).
+ *
+ * To a descriptor with a synchronous source, a batch of entries is written with no await at all: every
+ * step returns a promise only when there is something to wait for (a Writable's backpressure, the
+ * periodic turn of the event loop), and the loop awaits only then.
  */
 export async function writeTar(
-  entries: AsyncIterable<Entry>,
+  entries: EntryStream,
   out: TarOutput,
   opts: WriteTarOptions = {},
 ): Promise<WriteTarResult> {
@@ -104,20 +108,7 @@ export async function writeTar(
       });
     }
   };
-  const send = async (buf: Buffer) => {
-    bytes += buf.length;
-    if (fd !== undefined) {
-      writeFd(fd, buf);
-      opts.onProgress?.({ bytes, contentBytes, entries: count });
-      sinceYield += buf.length;
-      if (sinceYield >= YIELD_EVERY_BYTES) {
-        sinceYield = 0;
-        await new Promise<void>((resolve) => setImmediate(resolve));
-      }
-      checkAbort();
-      return;
-    }
-    const w = stream!;
+  const sendToStream = async (w: Writable, buf: Buffer) => {
     if (w.destroyed || w.writableEnded) {
       throw new CloudletsError('EOUTPUT', 'the output closed before the archive was complete');
     }
@@ -126,42 +117,28 @@ export async function writeTar(
     if (!ok) await drained(w);
     checkAbort();
   };
-  const flush = async () => {
-    if (used === 0) return;
+  /** Writes `buf`; a promise only when the caller has to wait. */
+  const send = (buf: Buffer): Promise<void> | undefined => {
+    bytes += buf.length;
+    if (fd === undefined) return sendToStream(stream!, buf);
+    writeFd(fd, buf);
+    opts.onProgress?.({ bytes, contentBytes, entries: count });
+    checkAbort();
+    sinceYield += buf.length;
+    if (sinceYield < YIELD_EVERY_BYTES) return undefined;
+    sinceYield = 0;
+    return new Promise<void>((resolve) => setImmediate(resolve)).then(checkAbort);
+  };
+  const flush = (): Promise<void> | undefined => {
+    if (used === 0) return undefined;
     const full = batch.subarray(0, used);
     // A Writable may keep a reference until written out, so its flushed batch is never reused; a
     // synchronous write is done with the buffer when it returns.
     if (fd === undefined) batch = Buffer.allocUnsafe(BATCH);
     used = 0;
-    await send(full);
+    return send(full);
   };
-  const append = async (buf: Buffer) => {
-    if (buf.length >= DIRECT) {
-      await flush();
-      await send(buf);
-      return;
-    }
-    if (used + buf.length > BATCH) await flush();
-    used += buf.copy(batch, used);
-  };
-  /** Reads a file straight into the batch; returns the bytes read (fewer than `size` if it shrank). */
-  const appendSync = async (reader: SyncContentReader, size: number): Promise<number> => {
-    let done = 0;
-    let complete = false;
-    try {
-      while (done < size) {
-        if (used === BATCH) await flush();
-        const n = reader.read(batch, used, Math.min(BATCH - used, size - done), done);
-        if (n === 0) break;
-        used += n;
-        done += n;
-      }
-      complete = true;
-    } finally {
-      reader.close(complete ? done : -1);
-    }
-    return done;
-  };
+  /** Zeros into the batch; a promise only when a full batch had to be written on the way. */
   const zeros = async (n: number) => {
     while (n > 0) {
       if (used === BATCH) await flush();
@@ -171,49 +148,91 @@ export async function writeTar(
       n -= k;
     }
   };
-
-  for await (const entry of entries) {
-    checkAbort();
-    if (entry.type === 'socket') {
-      skipped++;
-      continue;
-    }
-    const header = prepareHeader(entry, headerOpts);
-    if (used + header.size > BATCH) await flush();
-    if (header.size > BATCH) {
-      const big = Buffer.alloc(header.size); // a pax header above 1 MiB: huge xattrs
-      header.writeTo(big, 0);
-      await send(big);
-    } else {
-      batch.fill(0, used, used + header.size);
-      header.writeTo(batch, used);
-      used += header.size;
-    }
-    count++;
-    if (entry.type !== 'file' || entry.size === 0) continue;
-    const where = entry.path.toString('utf8');
-    if (!entry.content) {
-      throw new CloudletsError('ESOURCE', 'the source gave no content for a non-empty file', { where });
-    }
+  /** Content from an asynchronous source (a rendered template, an archive's member). */
+  const appendChunks = async (entry: Entry): Promise<number> => {
     let done = 0;
-    if (entry.openContentSync) {
-      done = await appendSync(entry.openContentSync(), entry.size);
-    } else {
-      for await (const chunk of entry.content()) {
-        done += chunk.length;
-        if (done > entry.size) break;
-        await append(chunk);
+    for await (const chunk of entry.content!()) {
+      done += chunk.length;
+      if (done > entry.size) break;
+      if (chunk.length >= DIRECT) {
+        await flush();
+        await send(chunk);
+      } else {
+        if (used + chunk.length > BATCH) await flush();
+        used += chunk.copy(batch, used);
       }
     }
-    if (done !== entry.size) {
-      throw new CloudletsError(
-        'ESOURCE',
-        `the file changed while it was read: ${done > entry.size ? 'more' : done} bytes where ${entry.size} were listed`,
-        { where },
-      );
+    return done;
+  };
+
+  for await (const item of entries) {
+    for (const entry of asBatch(item)) {
+      checkAbort();
+      if (entry.type === 'socket') {
+        skipped++;
+        continue;
+      }
+      const header = prepareHeader(entry, headerOpts);
+      if (used + header.size > BATCH) {
+        const wait = flush();
+        if (wait) await wait;
+      }
+      if (header.size > BATCH) {
+        const big = Buffer.alloc(header.size); // a pax header above 1 MiB: huge xattrs
+        header.writeTo(big, 0);
+        await send(big);
+      } else {
+        batch.fill(0, used, used + header.size);
+        header.writeTo(batch, used);
+        used += header.size;
+      }
+      count++;
+      if (entry.type !== 'file' || entry.size === 0) continue;
+      if (!entry.content) {
+        throw new CloudletsError('ESOURCE', 'the source gave no content for a non-empty file', {
+          where: entry.path.toString('utf8'),
+        });
+      }
+      const size = entry.size;
+      let done = 0;
+      if (entry.openContentSync) {
+        // Read straight into the batch.
+        const reader = entry.openContentSync();
+        let complete = false;
+        try {
+          while (done < size) {
+            if (used === BATCH) {
+              const wait = flush();
+              if (wait) await wait;
+            }
+            const n = reader.read(batch, used, Math.min(BATCH - used, size - done), done);
+            if (n === 0) break;
+            used += n;
+            done += n;
+          }
+          complete = true;
+        } finally {
+          reader.close(complete ? done : -1);
+        }
+      } else {
+        done = await appendChunks(entry);
+      }
+      if (done !== size) {
+        throw new CloudletsError(
+          'ESOURCE',
+          `the file changed while it was read: ${done > size ? 'more' : done} bytes where ${size} were listed`,
+          { where: entry.path.toString('utf8') },
+        );
+      }
+      contentBytes += done;
+      const pad = (BLOCK - (size % BLOCK)) % BLOCK;
+      if (used + pad <= BATCH) {
+        batch.fill(0, used, used + pad);
+        used += pad;
+      } else {
+        await zeros(pad);
+      }
     }
-    contentBytes += done;
-    await zeros((BLOCK - (entry.size % BLOCK)) % BLOCK);
   }
   // End of archive: two zero blocks, then zeros up to a whole 10240-byte record as GNU tar writes.
   const total = bytes + used + 2 * BLOCK;
