@@ -1,9 +1,12 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { grubConfig } from '../boot/grub.js';
-import { type Entry, type EntryStream, eachEntry } from '../stream/entry.js';
+import type { Manifest } from '../manifest/index.js';
+import { type Entry, type EntryStream, eachEntry, sourceStream } from '../stream/entry.js';
+import { openDirectorySource } from '../stream/sources/dir.js';
+import { buildDisk } from './index.js';
 import { MiB, planLayout } from './layout.js';
 import { withAtomicDisk } from './output.js';
 import { compareVersions, detectKernels, replayEntries, scanTree } from './scan.js';
@@ -184,5 +187,85 @@ describe('scanTree', () => {
     ).rejects.toThrow('stop');
     expect(seen).toBeGreaterThan(0);
     expect(seen).toBeLessThan(kept.length);
+  });
+});
+
+describe('buildDisk: passes over the tree', () => {
+  const manifest: Manifest = {
+    args: { type: 'object', properties: {} },
+    templates: [],
+    persistent: [],
+    volatile: [],
+    entrypoints: [],
+  };
+  /** A tiny image with a kernel; `fstab` puts an /etc/fstab of its own in. */
+  function image(name: string, fstab: boolean): string {
+    const root = join(dir, name);
+    mkdirSync(join(root, 'boot'), { recursive: true });
+    mkdirSync(join(root, 'etc'));
+    writeFileSync(join(root, 'boot/vmlinuz-1.0'), 'kernel');
+    writeFileSync(join(root, 'boot/initrd.img-1.0'), 'initrd');
+    if (fstab) writeFileSync(join(root, 'etc/fstab'), '# mine\n');
+    return root;
+  }
+  async function build(root: string, opts: { size: number | 'auto'; reproducible?: boolean }) {
+    const source = openDirectorySource(root);
+    let calls = 0;
+    let pulled = 0;
+    let pulledBeforeWrite = -1;
+    async function* counted(): EntryStream {
+      for await (const item of sourceStream(source)) {
+        pulled += Array.isArray(item) ? item.length : 1;
+        yield item;
+      }
+    }
+    const written: string[] = [];
+    const result = await buildDisk({
+      manifest,
+      source,
+      entries: () => {
+        calls++;
+        return counted();
+      },
+      output: join(dir, `${root.split('/').pop()}.img`),
+      force: true,
+      size: opts.size,
+      reproducible: opts.reproducible ?? false,
+      writeRootFs: async (entries) => {
+        pulledBeforeWrite = pulled;
+        for await (const e of eachEntry(entries)) written.push(e.path.toString());
+      },
+    });
+    return { result, calls, pulledBeforeWrite, written };
+  }
+
+  it('reads the tree in one pass for a fixed size and random identifiers, after a scan otherwise, to the same result', async () => {
+    for (const fstab of [false, true]) {
+      const root = image(`passes-${fstab}`, fstab);
+      const one = await build(root, { size: 128 * MiB });
+      // Nothing read before the root filesystem's write starts: its entries are the only pass.
+      expect(one.pulledBeforeWrite).toBe(0);
+      const two = await build(root, { size: 128 * MiB, reproducible: true });
+      const auto = await build(root, { size: 'auto' });
+      for (const other of [two, auto]) {
+        // A scan read every entry first; the write replays what it kept (one call of entries()).
+        expect(other.pulledBeforeWrite).toBe(other.written.length - (other.result.fstabAdded ? 1 : 0));
+        expect(other.calls).toBe(1);
+        expect(other.written).toEqual(one.written);
+        expect(other.result.fstabAdded).toBe(one.result.fstabAdded);
+        expect(other.result.kernel).toBe(one.result.kernel);
+        expect(other.result.initrd).toBe(one.result.initrd);
+      }
+      expect(one.result.fstabAdded).toBe(!fstab);
+      expect(one.written).toContain('/etc/fstab');
+      expect(one.result.kernel).toBe('/boot/vmlinuz-1.0');
+      expect(one.result.initrd).toBe('/boot/initrd.img-1.0');
+    }
+  });
+
+  it('refuses, before writing, a fixed size that leaves no room for a root filesystem', async () => {
+    const root = image('tiny', false);
+    await expect(build(root, { size: 64 * MiB })).rejects.toMatchObject({ code: 'EUSAGE', where: '--size' });
+    expect(existsSync(join(dir, 'tiny.img'))).toBe(false);
   });
 });

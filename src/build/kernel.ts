@@ -82,9 +82,9 @@ async function checkImagePath(source: ImageSource, path: string, what: string): 
   if (!path.startsWith('/')) {
     throw new CloudletsError('EPATH', `the ${what} must be an absolute image path`, { where: path });
   }
-  // readFile resolves symlinks inside the image and throws EPATH when one escapes it.
-  const data = await source.readFile(path);
-  if (data === undefined) {
+  // Both resolve symlinks inside the image and throw EPATH when one escapes it; a size needs no read.
+  const size = source.fileSize ? await source.fileSize(path) : (await source.readFile(path))?.length;
+  if (size === undefined) {
     throw new CloudletsError('EPATH', `the ${what} does not exist in the image`, {
       where: path,
       hint: 'image paths start at the image root: /boot/vmlinuz-...',

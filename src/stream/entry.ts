@@ -87,6 +87,14 @@ export interface ImageSource {
    */
   readFile(imagePath: string): Promise<Buffer | undefined>;
   /**
+   * The names in one directory (sorted bytes), resolving symlinks inside the image as readFile does;
+   * `undefined` when absent or not a directory. Only where it costs a listing, not a pass over the
+   * source (a directory; not a compressed archive).
+   */
+  listDirectory?(imagePath: string): Promise<Buffer[] | undefined>;
+  /** What readFile would find, without reading it: the file's size, or `undefined` when absent. */
+  fileSize?(imagePath: string): Promise<number | undefined>;
+  /**
    * Starts reading what the next `entries()` call will give (a directory's walk), so that it overlaps
    * whatever the caller does first (loading the manifest, compiling its schemas). `close` stops it if no
    * iteration comes.

@@ -8,7 +8,7 @@
  * listings of the directories on the current path and a bounded number of walked entries, never file
  * content.
  */
-import { type BigIntStats, lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { type BigIntStats, lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { CloudletsError } from '../../errors.js';
 import type { Entry, EntryType, ImageSource } from '../entry.js';
 import { openHostFile, sourceError } from './host-file.js';
@@ -233,16 +233,37 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     },
   };
 
-  const readFile = async (imagePath: string): Promise<Buffer | undefined> => {
+  /** The regular file at `imagePath` (its canonical path and size), or undefined when absent. */
+  const findFile = async (imagePath: string): Promise<{ path: Buffer; size: number } | undefined> => {
     const found = await resolveImagePath(resolveFs, imagePath);
     if (!found) return undefined;
     if (found.stat.type !== 'file') {
       throw new CloudletsError('EPATH', `is not a regular file (${found.stat.type})`, { where: imagePath });
     }
-    const size = Number(lstatSync(host(found.path), { bigint: true }).size);
+    return { path: found.path, size: Number(lstatSync(host(found.path), { bigint: true }).size) };
+  };
+
+  const readFile = async (imagePath: string): Promise<Buffer | undefined> => {
+    const found = await findFile(imagePath);
+    if (!found) return undefined;
+    const size = found.size;
     const chunks: Buffer[] = [];
     for await (const chunk of readContent(host(found.path), found.path, size)) chunks.push(chunk);
     return Buffer.concat(chunks);
+  };
+
+  const listDirectory = async (imagePath: string): Promise<Buffer[] | undefined> => {
+    const found = await resolveImagePath(resolveFs, imagePath);
+    if (found?.stat.type !== 'dir') return undefined;
+    try {
+      const names = readdirSync(host(found.path), { encoding: 'buffer' }).sort(Buffer.compare);
+      // What the walk leaves out (a repository's .git) is not listed either.
+      const prune = opts.prune;
+      if (!prune || found.path.length !== 1) return names;
+      return names.filter((name) => !prune(Buffer.concat([found.path, name])));
+    } catch (err) {
+      throw sourceError(err, found.path, 'list directory');
+    }
   };
 
   return {
@@ -250,6 +271,8 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     entries,
     entryBatches,
     readFile,
+    listDirectory,
+    fileSize: async (imagePath) => (await findFile(imagePath))?.size,
     readAhead() {
       ahead ??= startReading();
     },
