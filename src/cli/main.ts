@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 // The only place that calls process.exit: every command returns, or throws a CloudletsError.
+// First, so that it runs before anything else is evaluated: see prestart.ts.
+import './prestart.js';
 import { CommanderError } from 'commander';
 import { CloudletsError, isCloudletsError } from '../errors.js';
 import type { CliContext } from './context.js';

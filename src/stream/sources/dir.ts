@@ -14,7 +14,7 @@ import type { Entry, EntryType, ImageSource } from '../entry.js';
 import { openHostFile, sourceError } from './host-file.js';
 import { type ResolveFs, resolveImagePath } from './resolve.js';
 import { prunedRootNames, startWalk, type WalkRecord } from './walk.js';
-import { readTreeXattrs, type TreeXattrs } from './xattrs.js';
+import { startTreeXattrs, type TreeXattrRuns } from './xattrs.js';
 
 export interface DirectorySourceOptions {
   /**
@@ -104,7 +104,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   /** The walk thread and the getfattr run of one iteration, started as soon as asked for. */
   interface Reading {
     walk: ReturnType<typeof startWalk>;
-    xattrs: Promise<TreeXattrs>;
+    xattrs: TreeXattrRuns | undefined;
     stop: () => void;
   }
   const startReading = (): Reading => {
@@ -112,18 +112,16 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     const stop = new AbortController();
     const onAbort = () => stop.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
-    const xattrs: Promise<TreeXattrs> =
+    const xattrs =
       opts.xattrs === false
-        ? Promise.resolve(new Map())
-        : readTreeXattrs(realRoot, {
+        ? undefined
+        : startTreeXattrs(realRoot, {
             ...(opts.xattrTimeoutMs ? { timeoutMs: opts.xattrTimeoutMs } : {}),
             ...(opts.xattrMaxBytes ? { maxOutputBytes: opts.xattrMaxBytes } : {}),
             // What the walk skips, getfattr skips too (a repository's .git is never read).
             ...(opts.prune ? { prune: opts.prune } : {}),
             signal: stop.signal,
           });
-    // If the walk fails first, the getfattr failure must not surface as an unhandled rejection.
-    xattrs.catch(() => {});
     const walk = startWalk(realRoot, prunedRootNames(realRoot, opts.prune));
     return {
       walk,
@@ -148,7 +146,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     ahead = undefined;
     const firstLinks = new Map<string, Buffer>();
     const noXattrs: ReadonlyMap<string, Buffer> = new Map();
-    let xattrs: TreeXattrs = new Map();
+    const xattrs = reading.xattrs?.map ?? new Map<string, Map<string, Buffer>>();
 
     const toEntry = (r: WalkRecord): Entry => {
       const { path, mode } = r;
@@ -201,11 +199,19 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     };
 
     try {
-      xattrs = await reading.xattrs;
       for (;;) {
         const records = await reading.walk.next();
         if (records === undefined) return;
-        yield records.map(toEntry);
+        // Each path goes on once the getfattr run covering it has finished: what is ready goes first.
+        let from = 0;
+        for (let i = 0; reading.xattrs && i < records.length; i++) {
+          const wait = reading.xattrs.ready(records[i]!.path);
+          if (!wait) continue;
+          if (i > from) yield records.slice(from, i).map(toEntry);
+          from = i;
+          await wait;
+        }
+        yield (from === 0 ? records : records.slice(from)).map(toEntry);
       }
     } finally {
       reading.stop();

@@ -1,9 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createGetfattrParser, readTreeXattrs, unescapeGetfattr } from './xattrs.js';
+import { createGetfattrParser, readTreeXattrs, startTreeXattrs, unescapeGetfattr } from './xattrs.js';
 
 describe('getfattr output', () => {
   it('unescapes octal escapes and leaves other bytes raw', () => {
@@ -69,6 +69,40 @@ describe('getfattr output', () => {
       expect([...map.keys()].sort()).toEqual(['/', '/etc/deep/f', '/top']);
       const all = await readTreeXattrs(dir);
       expect([...all.keys()].sort()).toEqual(['/', '/.git/objects/x', '/etc/deep/f', '/top']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reads the top-level directories in runs of 1, 2 and the rest, and a path waits only for its own', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloudlets-xattr-'));
+    try {
+      for (const d of ['a', 'b', 'c', 'd', 'e']) mkdirSync(join(dir, d));
+      writeFileSync(join(dir, 'f'), '');
+      // A stand-in getfattr: logs its arguments, reports one attribute per argument, and is slow
+      // for the last run (the one holding ./d).
+      const log = join(dir, 'f');
+      const fake = join(dir, '..', `${dir.split('/').pop()}-getfattr`);
+      writeFileSync(
+        fake,
+        `#!/bin/sh\necho "$*" >> ${log}\ncase "$*" in *./d*) sleep 1;; esac\nfor a in "$@"; do case "$a" in .|./*) printf '# file: %s\\nuser.x=0sYQ==\\n\\n' "$a";; esac; done\n`,
+        { mode: 0o755 },
+      );
+      const runs = startTreeXattrs(dir, { command: fake });
+      const started = Date.now();
+      await runs.ready(Buffer.from('/b/x'));
+      expect(Date.now() - started).toBeLessThan(900);
+      expect([...runs.map.keys()].sort()).toEqual(['/', '/a', '/b', '/c', '/f']);
+      expect(runs.ready(Buffer.from('/a'))).toBeUndefined();
+      expect(runs.ready(Buffer.from('/e/y'))).toBeInstanceOf(Promise);
+      const all = await runs.all();
+      expect([...all.keys()].sort()).toEqual(['/', '/a', '/b', '/c', '/d', '/e', '/f']);
+      const calls = readFileSync(log, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' ').filter((w) => w.startsWith('.')));
+      expect(calls.sort()).toEqual([['.', './f'], ['./a'], ['./b', './c'], ['./d', './e']].sort());
+      rmSync(fake);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -114,31 +114,115 @@ function decodeValue(raw: string): Buffer {
  * symlinks) to a non-recursive one, so a pruned tree (a repository's `.git`) is never walked. Names
  * that are not valid UTF-8 cannot be passed as arguments: then one run over `.` reads everything.
  */
-export async function readTreeXattrs(root: string, opts: ReadTreeXattrsOptions = {}): Promise<TreeXattrs> {
-  const split = opts.prune ? topLevelArgs(root, opts.prune) : undefined;
-  if (!split) return runGetfattr(root, ['-R', '.'], opts);
-  const runs = [runGetfattr(root, ['.', ...split.flat], opts)];
-  if (split.deep.length > 0) runs.push(runGetfattr(root, ['-R', ...split.deep], opts));
-  // Both must settle before returning: a failure of one must not leave the other unobserved.
-  const [flat, deep] = await Promise.all(runs);
-  if (deep) for (const [k, v] of deep) flat!.set(k, v);
-  return flat!;
+export function readTreeXattrs(root: string, opts: ReadTreeXattrsOptions = {}): Promise<TreeXattrs> {
+  return startTreeXattrs(root, { ...opts, deepRuns: opts.prune ? 1 : 0 }).all();
 }
 
-/** `./name` arguments for the kept top-level entries, or undefined to fall back to one run over `.`. */
+/**
+ * A tree's attributes read by several getfattr runs side by side, each over consecutive top-level
+ * directories, so that a reader going through the tree in path order waits only for the run that
+ * covers where it is, not for the whole tree: the first entries of an export go out while /usr is
+ * still being read.
+ */
+export interface TreeXattrRuns {
+  /** What the finished runs read, merged. */
+  readonly map: TreeXattrs;
+  /**
+   * Undefined when the attributes of `imagePath` are in `map`; else a promise for when they are, which
+   * rejects if a run failed.
+   */
+  ready(imagePath: Buffer): Promise<void> | undefined;
+  /** Every run finished: the whole tree's attributes. */
+  all(): Promise<TreeXattrs>;
+}
+
+export interface StartTreeXattrsOptions extends ReadTreeXattrsOptions {
+  /**
+   * Recursive runs over the top-level directories: the first takes one, the next two, the next four...
+   * and the last the rest (so the first entries wait for little). 0: one run over `.`, as without
+   * `prune`. Default 3.
+   */
+  deepRuns?: number;
+}
+
+export function startTreeXattrs(root: string, opts: StartTreeXattrsOptions = {}): TreeXattrRuns {
+  const deepRuns = opts.deepRuns ?? 3;
+  const split = deepRuns > 0 ? topLevelArgs(root, opts.prune ?? (() => false)) : undefined;
+  const map: TreeXattrs = new Map();
+  /** Each run, and whether it has finished (its result merged into `map`). */
+  const runs: { done: boolean; finished: Promise<void> }[] = [];
+  const start = (args: string[]) => {
+    const run = { done: false, finished: Promise.resolve() };
+    run.finished = runGetfattr(root, args, opts).then((found) => {
+      for (const [k, v] of found) map.set(k, v);
+      run.done = true;
+    });
+    // Observed through ready() or all(); a run nobody waits for must not be an unhandled rejection.
+    run.finished.catch(() => undefined);
+    runs.push(run);
+  };
+  /** Top-level directory name (latin1) → index of its run; anything else is in run 0. */
+  const runOf = new Map<string, number>();
+  if (!split) {
+    start(['-R', '.']);
+  } else {
+    start(['.', ...split.flat]);
+    let next = 0;
+    for (let k = 0; k < deepRuns && next < split.deep.length; k++) {
+      const count = k === deepRuns - 1 ? split.deep.length - next : 2 ** k;
+      const group = split.deep.slice(next, next + count);
+      next += group.length;
+      for (const { name } of group) runOf.set(name, runs.length);
+      start(['-R', ...group.map((d) => d.arg)]);
+    }
+  }
+  /** Runs 0 to this one have all finished. */
+  let doneThrough = -1;
+  /** Undefined when runs 0 to `i` have finished, else a promise for when they have. */
+  const through = (i: number): Promise<void> | undefined => {
+    while (runs[doneThrough + 1]?.done) doneThrough++;
+    if (i <= doneThrough) return undefined;
+    return Promise.all(runs.slice(0, i + 1).map((r) => r.finished)).then(() => {});
+  };
+  let lastTop: Buffer | undefined;
+  let lastRun = 0;
+  return {
+    map,
+    ready(imagePath) {
+      // Consecutive paths mostly share their top-level name: looked up once per change.
+      const slash = imagePath.indexOf(0x2f, 1);
+      const top = imagePath.subarray(1, slash < 0 ? imagePath.length : slash);
+      if (!lastTop || !top.equals(lastTop)) {
+        lastTop = Buffer.from(top);
+        lastRun = runOf.get(top.toString('latin1')) ?? 0;
+      }
+      // The earlier runs too: run 0 holds the root, which every tree's stream starts with.
+      return through(lastRun);
+    },
+    async all() {
+      await Promise.all(runs.map((r) => r.finished));
+      return map;
+    },
+  };
+}
+
+/**
+ * `./name` arguments for the kept top-level entries in byte order (directories, each with its name as
+ * latin1, and the rest), or undefined to fall back to one run over `.`.
+ */
 function topLevelArgs(
   root: string,
   prune: (imagePath: Buffer) => boolean,
-): { flat: string[]; deep: string[] } | undefined {
+): { flat: string[]; deep: { name: string; arg: string }[] } | undefined {
   let names: Buffer[];
   try {
-    names = readdirSync(root, { encoding: 'buffer' });
+    names = readdirSync(root, { encoding: 'buffer' }).sort(Buffer.compare);
   } catch {
     return undefined; // the plain run reports the problem
   }
   if (names.length > MAX_ARGS) return undefined;
   const flat: string[] = [];
-  const deep: string[] = [];
+  const deep: { name: string; arg: string }[] = [];
   for (const name of names) {
     if (prune(Buffer.concat([Buffer.from('/'), name]))) continue;
     if (!isUtf8(name)) return undefined;
@@ -150,7 +234,8 @@ function topLevelArgs(
       return undefined; // changed under us: let the plain run see it
     }
     // Only directories have anything below them; other entries are read without recursion.
-    (isDir ? deep : flat).push(arg);
+    if (isDir) deep.push({ name: name.toString('latin1'), arg });
+    else flat.push(arg);
   }
   return { flat, deep };
 }
