@@ -2,8 +2,8 @@
  * An image that is a directory on the host.
  *
  * The walk (synchronous `lstat` and `readdir`, sorted) runs on a worker thread (walk-worker.ts) while
- * the consumer works on what it has already sent; extended attributes come from one `getfattr` run
- * (xattrs.ts) alongside. Paths are Buffers throughout, so names with newlines or non-UTF-8 bytes come out
+ * the consumer works on what it has already sent; extended attributes come from `getfattr` runs
+ * (xattrs.ts) alongside, and each path waits only for the run that covers it. Paths are Buffers throughout, so names with newlines or non-UTF-8 bytes come out
  * exactly. Entries come in byte order of their full paths (`/a`, `/a-b`, `/a/x`). Memory holds the
  * listings of the directories on the current path and a bounded number of walked entries, never file
  * content.
@@ -25,7 +25,7 @@ export interface DirectorySourceOptions {
   prune?: (path: Buffer) => boolean;
   /** Read extended attributes with getfattr; default true. */
   xattrs?: boolean;
-  /** Bounds on the getfattr run. */
+  /** Bounds on each getfattr run. */
   xattrTimeoutMs?: number;
   xattrMaxBytes?: number;
   /** Cancels the xattr read. */
@@ -101,7 +101,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   const host = (path: Buffer) =>
     path.length === 1 ? Buffer.from(realRoot) : Buffer.concat([hostRoot, path]);
 
-  /** The walk thread and the getfattr run of one iteration, started as soon as asked for. */
+  /** The walk thread and the getfattr runs of one iteration, started as soon as asked for. */
   interface Reading {
     walk: ReturnType<typeof startWalk>;
     xattrs: TreeXattrRuns | undefined;
