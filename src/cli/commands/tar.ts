@@ -96,8 +96,8 @@ export async function run(ctx: CliContext, image: string, opts: TarOptions, cmd:
     try {
       const result = await writeTar(
         withoutOwnOutput(entries, img, [outPath, out.tempPath], ctx),
-        // The file's descriptor, written synchronously: the fast path (see TarOutput).
-        { fd: out.fd },
+        // The new file's descriptor, written from its start by the thread pool: the fast path (TarOutput).
+        { fd: out.fd, position: 0 },
         {
           ...tarOpts,
           onProgress: (p) => progress.update(p.bytes),

@@ -1,7 +1,9 @@
 import {
+  closeSync,
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
   readlinkSync,
   rmSync,
@@ -148,6 +150,45 @@ describe('writeTar', () => {
     const r = await writeTar(fromArray(sampleEntries()), out);
     expect(r).toEqual({ entries: kept.length, bytes: Buffer.concat(chunks).length, skipped: 1 });
     expect(r.bytes % 10240).toBe(0);
+  });
+
+  it('writes the same archive to a file descriptor, synchronously or from a position by the thread pool', async () => {
+    // Enough content for several batches in flight at once.
+    const big = Buffer.alloc(3 * 1024 * 1024 + 123, 7);
+    const entries = () => fromArray([...sampleEntries(), file('/zz/big', big), file('/zz/small', 'x')]);
+    const chunks: Buffer[] = [];
+    const out = new Writable({
+      write(c, _e, cb) {
+        chunks.push(c);
+        cb();
+      },
+    });
+    await writeTar(entries(), out);
+    const expected = Buffer.concat(chunks);
+    for (const position of [undefined, 0]) {
+      const path = join(dir, `fd-${position}.tar`);
+      const fd = openSync(path, 'w');
+      try {
+        const r = await writeTar(entries(), { fd, position });
+        expect(r.bytes).toBe(expected.length);
+      } finally {
+        closeSync(fd);
+      }
+      expect(readFileSync(path).equals(expected)).toBe(true);
+    }
+  });
+
+  it('reports a failed positional write and leaves no write under way', async () => {
+    const fd = openSync(join(dir, 'read-only.tar'), 'w');
+    closeSync(fd);
+    const ro = openSync(join(dir, 'read-only.tar'), 'r');
+    try {
+      await expect(writeTar(fromArray(sampleEntries()), { fd: ro, position: 0 })).rejects.toMatchObject({
+        code: 'EOUTPUT',
+      });
+    } finally {
+      closeSync(ro);
+    }
   });
 
   it('waits for a slow output (backpressure) and batches small files', async () => {

@@ -6,7 +6,7 @@
  * at about two batches plus whatever the Writable buffers up to its high-water mark (backpressure is
  * awaited), whatever the size of the image.
  */
-import { writeSync } from 'node:fs';
+import { write, writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { CloudletsError } from '../../errors.js';
 import { BLOCK, RECORD } from '../../tar/header.js';
@@ -14,11 +14,16 @@ import { prepareHeader } from '../../tar/pax-writer.js';
 import { asBatch, type Entry, type EntryStream } from '../entry.js';
 
 /**
- * Where the archive goes: any Writable, or a file descriptor written synchronously. The descriptor is the
- * fast path for a file output: with a source that reads synchronously too, a file's bytes go from the
- * source into one reused buffer and out with no promise, allocation or copy per chunk, as `tar` does.
+ * Where the archive goes: any Writable, or a file descriptor. The descriptor is the fast path for a file
+ * output: with a source that reads synchronously too, a file's bytes go from the source into a batch
+ * buffer and out with no promise, allocation or copy per chunk, as `tar` does. With `position` (a regular
+ * file, written from that offset on) each full batch is written by the thread pool while the next one is
+ * read, a few batches in flight; without it, writes are synchronous (a pipe, a terminal).
  */
-export type TarOutput = Writable | { fd: number };
+export type TarOutput = Writable | { fd: number; position?: number | undefined };
+
+/** Batches a positional output may have on their way to the file at once. */
+const MAX_INFLIGHT = 3;
 
 export interface WriteTarOptions {
   /** Clamp every mtime to at most this (nanoseconds since the epoch): SOURCE_DATE_EPOCH semantics. */
@@ -86,7 +91,12 @@ export async function writeTar(
 ): Promise<WriteTarResult> {
   const fd = 'fd' in out && typeof out.fd === 'number' && !('write' in out) ? out.fd : undefined;
   const stream = fd === undefined ? (out as Writable) : undefined;
-  let batch = Buffer.allocUnsafe(BATCH);
+  let position = fd !== undefined && 'position' in out ? out.position : undefined;
+  /** Positional writes under way, each handing its batch buffer back to `spare` when done. */
+  const inflight: Promise<void>[] = [];
+  const spare: Buffer[] = [];
+  let writeFailure: unknown;
+  let batch: Buffer = Buffer.allocUnsafe(BATCH);
   let used = 0;
   let bytes = 0;
   let contentBytes = 0;
@@ -117,10 +127,42 @@ export async function writeTar(
     if (!ok) await drained(w);
     checkAbort();
   };
-  /** Writes `buf`; a promise only when the caller has to wait. */
-  const send = (buf: Buffer): Promise<void> | undefined => {
+  /** Starts writing `buf` at `at` on the thread pool; the buffer goes back to `spare` once written. */
+  const writeAt = (fd: number, buf: Buffer, at: number, owner: Buffer | undefined) =>
+    new Promise<void>((resolve) => {
+      const step = (done: number) => {
+        if (done === buf.length) {
+          if (owner) spare.push(owner);
+          return resolve();
+        }
+        write(fd, buf, done, buf.length - done, at + done, (err, n) => {
+          if (err) {
+            writeFailure ??= new CloudletsError('EOUTPUT', `writing the archive failed: ${err.message}`, {
+              cause: err,
+            });
+            return resolve();
+          }
+          step(done + n);
+        });
+      };
+      step(0);
+    });
+  /** Waits until fewer than MAX_INFLIGHT (or, with `all`, no) positional writes are under way. */
+  const settle = async (all = false) => {
+    while (inflight.length > (all ? 0 : MAX_INFLIGHT - 1)) await inflight.shift();
+    if (writeFailure !== undefined) throw writeFailure;
+  };
+  /** Writes `buf`; a promise only when the caller has to wait. `owner`: the batch buffer it views. */
+  const send = (buf: Buffer, owner?: Buffer): Promise<void> | undefined => {
     bytes += buf.length;
     if (fd === undefined) return sendToStream(stream!, buf);
+    if (position !== undefined) {
+      inflight.push(writeAt(fd, buf, position, owner));
+      position += buf.length;
+      opts.onProgress?.({ bytes, contentBytes, entries: count });
+      checkAbort();
+      return inflight.length >= MAX_INFLIGHT || writeFailure !== undefined ? settle() : undefined;
+    }
     writeFd(fd, buf);
     opts.onProgress?.({ bytes, contentBytes, entries: count });
     checkAbort();
@@ -132,11 +174,13 @@ export async function writeTar(
   const flush = (): Promise<void> | undefined => {
     if (used === 0) return undefined;
     const full = batch.subarray(0, used);
+    const owner = batch;
     // A Writable may keep a reference until written out, so its flushed batch is never reused; a
-    // synchronous write is done with the buffer when it returns.
+    // positional write hands it back when done; a synchronous write is done with it when it returns.
     if (fd === undefined) batch = Buffer.allocUnsafe(BATCH);
+    else if (position !== undefined) batch = spare.pop() ?? Buffer.allocUnsafe(BATCH);
     used = 0;
-    return send(full);
+    return send(full, owner);
   };
   /** Zeros into the batch; a promise only when a full batch had to be written on the way. */
   const zeros = async (n: number) => {
@@ -165,78 +209,88 @@ export async function writeTar(
     return done;
   };
 
-  for await (const item of entries) {
-    for (const entry of asBatch(item)) {
-      checkAbort();
-      if (entry.type === 'socket') {
-        skipped++;
-        continue;
-      }
-      const header = prepareHeader(entry, headerOpts);
-      if (used + header.size > BATCH) {
-        const wait = flush();
-        if (wait) await wait;
-      }
-      if (header.size > BATCH) {
-        const big = Buffer.alloc(header.size); // a pax header above 1 MiB: huge xattrs
-        header.writeTo(big, 0);
-        await send(big);
-      } else {
-        batch.fill(0, used, used + header.size);
-        header.writeTo(batch, used);
-        used += header.size;
-      }
-      count++;
-      if (entry.type !== 'file' || entry.size === 0) continue;
-      if (!entry.content) {
-        throw new CloudletsError('ESOURCE', 'the source gave no content for a non-empty file', {
-          where: entry.path.toString('utf8'),
-        });
-      }
-      const size = entry.size;
-      let done = 0;
-      if (entry.openContentSync) {
-        // Read straight into the batch.
-        const reader = entry.openContentSync();
-        let complete = false;
-        try {
-          while (done < size) {
-            if (used === BATCH) {
-              const wait = flush();
-              if (wait) await wait;
-            }
-            const n = reader.read(batch, used, Math.min(BATCH - used, size - done), done);
-            if (n === 0) break;
-            used += n;
-            done += n;
-          }
-          complete = true;
-        } finally {
-          reader.close(complete ? done : -1);
+  const writeEntries = async (): Promise<void> => {
+    for await (const item of entries) {
+      for (const entry of asBatch(item)) {
+        checkAbort();
+        if (entry.type === 'socket') {
+          skipped++;
+          continue;
         }
-      } else {
-        done = await appendChunks(entry);
-      }
-      if (done !== size) {
-        throw new CloudletsError(
-          'ESOURCE',
-          `the file changed while it was read: ${done > size ? 'more' : done} bytes where ${size} were listed`,
-          { where: entry.path.toString('utf8') },
-        );
-      }
-      contentBytes += done;
-      const pad = (BLOCK - (size % BLOCK)) % BLOCK;
-      if (used + pad <= BATCH) {
-        batch.fill(0, used, used + pad);
-        used += pad;
-      } else {
-        await zeros(pad);
+        const header = prepareHeader(entry, headerOpts);
+        if (used + header.size > BATCH) {
+          const wait = flush();
+          if (wait) await wait;
+        }
+        if (header.size > BATCH) {
+          const big = Buffer.alloc(header.size); // a pax header above 1 MiB: huge xattrs
+          header.writeTo(big, 0);
+          await send(big);
+        } else {
+          batch.fill(0, used, used + header.size);
+          header.writeTo(batch, used);
+          used += header.size;
+        }
+        count++;
+        if (entry.type !== 'file' || entry.size === 0) continue;
+        if (!entry.content) {
+          throw new CloudletsError('ESOURCE', 'the source gave no content for a non-empty file', {
+            where: entry.path.toString('utf8'),
+          });
+        }
+        const size = entry.size;
+        let done = 0;
+        if (entry.openContentSync) {
+          // Read straight into the batch.
+          const reader = entry.openContentSync();
+          let complete = false;
+          try {
+            while (done < size) {
+              if (used === BATCH) {
+                const wait = flush();
+                if (wait) await wait;
+              }
+              const n = reader.read(batch, used, Math.min(BATCH - used, size - done), done);
+              if (n === 0) break;
+              used += n;
+              done += n;
+            }
+            complete = true;
+          } finally {
+            reader.close(complete ? done : -1);
+          }
+        } else {
+          done = await appendChunks(entry);
+        }
+        if (done !== size) {
+          throw new CloudletsError(
+            'ESOURCE',
+            `the file changed while it was read: ${done > size ? 'more' : done} bytes where ${size} were listed`,
+            { where: entry.path.toString('utf8') },
+          );
+        }
+        contentBytes += done;
+        const pad = (BLOCK - (size % BLOCK)) % BLOCK;
+        if (used + pad <= BATCH) {
+          batch.fill(0, used, used + pad);
+          used += pad;
+        } else {
+          await zeros(pad);
+        }
       }
     }
+    // End of archive: two zero blocks, then zeros up to a whole 10240-byte record as GNU tar writes.
+    const total = bytes + used + 2 * BLOCK;
+    await zeros(2 * BLOCK + ((RECORD - (total % RECORD)) % RECORD));
+    await flush();
+    await settle(true);
+  };
+
+  try {
+    await writeEntries();
+  } finally {
+    // No write may still be under way when the caller closes the descriptor (its number is reused).
+    await Promise.allSettled(inflight);
   }
-  // End of archive: two zero blocks, then zeros up to a whole 10240-byte record as GNU tar writes.
-  const total = bytes + used + 2 * BLOCK;
-  await zeros(2 * BLOCK + ((RECORD - (total % RECORD)) % RECORD));
-  await flush();
   return { entries: count, bytes, skipped };
 }
