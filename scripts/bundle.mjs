@@ -12,8 +12,9 @@
 // bundle's URL. The library (dist/index.js) stays unbundled for importers.
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
 const bundle = 'dist/cli/cloudlets.cjs';
@@ -29,7 +30,16 @@ await build({
   target: 'node20',
   sourcemap: 'linked',
   logLevel: 'warning',
-  define: { 'import.meta.url': '__cloudletsModuleUrl' },
+  define: {
+    'import.meta.url': '__cloudletsModuleUrl',
+    // ejs's browser bundle, which templates are rendered with (src/templates/ejs-bundle.ts).
+    __CLOUDLETS_EJS_BUNDLE__: JSON.stringify(
+      readFileSync(
+        join(dirname(createRequire(import.meta.url).resolve('ejs')), '..', '..', 'ejs.js'),
+        'utf8',
+      ),
+    ),
+  },
   banner: { js: "const __cloudletsModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
 // main.ts's `#!` line came along; the bundle is not run directly, and a script wrapped in a function
