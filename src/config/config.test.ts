@@ -89,6 +89,25 @@ describe('validateConfiguration', () => {
     expect(errorOf(() => validateConfiguration(m, {})).message).toBe('/args: missing required field "port"');
     expect(validateConfiguration(m, { args: { port: 8080 } })).toEqual({ args: { port: 8080 } });
   });
+
+  it('takes an args schema that names its draft or refers to its meta-schema', () => {
+    const m = manifestWith({
+      $schema: 'https://json-schema.org/draft/2020-12/schema',
+      type: 'object',
+      properties: {
+        name: { type: 'string', default: 'x' },
+        // Any JSON Schema is a valid value here: the meta-schema itself, by reference.
+        schema: { $ref: 'https://json-schema.org/draft/2020-12/schema' },
+      },
+    });
+    expect(validateConfiguration(m, {})).toEqual({ args: { name: 'x' } });
+    expect(validateConfiguration(m, { args: { schema: { type: 'string' } } }).args).toMatchObject({
+      schema: { type: 'string' },
+    });
+    expect(errorOf(() => validateConfiguration(m, { args: { schema: { type: 12 } } })).message).toMatch(
+      /^\/args\/schema/,
+    );
+  });
 });
 
 describe('validateConfiguration against configurationSchema', () => {

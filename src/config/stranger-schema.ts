@@ -22,7 +22,12 @@ export const MAX_PATTERN_LENGTH = 1000;
  * schema is checked against the meta-schema before (checkMetaSchema), by the precompiled validator: Ajv's
  * own check would compile the whole draft 2020-12 meta-schema first, ~50 ms of every start-up.
  */
-function strangerAjv(): Ajv2020 {
+/**
+ * `meta`: with the draft's meta-schemas, which only a schema referring to them needs (they are checked
+ * against it by checkMetaSchema, not by this instance). Adding them parses their URIs: ~10 ms of every
+ * command that loads a manifest (measured), so they are added only when a compile asks for them.
+ */
+function strangerAjv(meta: boolean): Ajv2020 {
   return new Ajv2020({
     strict: false,
     useDefaults: true,
@@ -30,7 +35,17 @@ function strangerAjv(): Ajv2020 {
     logger: false,
     validateFormats: false,
     validateSchema: false,
+    meta,
   });
+}
+
+function compileWithAjv(schema: Record<string, unknown>): ValidateFunction {
+  try {
+    return strangerAjv(false).compile(schema);
+  } catch (err) {
+    if (!(err instanceof Ajv2020.MissingRefError)) throw err;
+    return strangerAjv(true).compile(schema);
+  }
 }
 
 /** Throws Ajv's own message (`schema is invalid: data/... must be ...`) when `schema` breaks the meta-schema. */
@@ -122,7 +137,7 @@ export function compileStrangerSchema(
 function compileOrRefuse(schema: Record<string, unknown>, opts: SchemaOptions): ValidateFunction {
   try {
     checkMetaSchema(schema);
-    return strangerAjv().compile(schema);
+    return compileWithAjv(schema);
   } catch (err) {
     throw new CloudletsError(
       opts.code,
