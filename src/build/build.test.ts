@@ -1,4 +1,12 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -239,28 +247,47 @@ describe('buildDisk: passes over the tree', () => {
     return { result, calls, pulledBeforeWrite, written };
   }
 
-  it('reads the tree in one pass for a fixed size and random identifiers, after a scan otherwise, to the same result', async () => {
+  it('scans the whole tree before writing, then writes the entries it kept, whatever the size', async () => {
     for (const fstab of [false, true]) {
       const root = image(`passes-${fstab}`, fstab);
-      const one = await build(root, { size: 128 * MiB });
-      // Nothing read before the root filesystem's write starts: its entries are the only pass.
-      expect(one.pulledBeforeWrite).toBe(0);
-      const two = await build(root, { size: 128 * MiB, reproducible: true });
-      const auto = await build(root, { size: 'auto' });
-      for (const other of [two, auto]) {
-        // A scan read every entry first; the write replays what it kept (one call of entries()).
-        expect(other.pulledBeforeWrite).toBe(other.written.length - (other.result.fstabAdded ? 1 : 0));
-        expect(other.calls).toBe(1);
-        expect(other.written).toEqual(one.written);
-        expect(other.result.fstabAdded).toBe(one.result.fstabAdded);
-        expect(other.result.kernel).toBe(one.result.kernel);
-        expect(other.result.initrd).toBe(one.result.initrd);
+      for (const opts of [
+        { size: 128 * MiB },
+        { size: 128 * MiB, reproducible: true },
+        { size: 'auto' as const },
+      ]) {
+        const r = await build(root, opts);
+        // Every entry was read (and the disk sized) before the root filesystem's first write; the
+        // write replays what the scan kept, without a second call of entries().
+        expect(r.pulledBeforeWrite).toBe(r.written.length - (r.result.fstabAdded ? 1 : 0));
+        expect(r.calls).toBe(1);
+        expect(r.result.fstabAdded).toBe(!fstab);
+        expect(r.written).toContain('/etc/fstab');
+        expect(r.result.kernel).toBe('/boot/vmlinuz-1.0');
+        expect(r.result.initrd).toBe('/boot/initrd.img-1.0');
       }
-      expect(one.result.fstabAdded).toBe(!fstab);
-      expect(one.written).toContain('/etc/fstab');
-      expect(one.result.kernel).toBe('/boot/vmlinuz-1.0');
-      expect(one.result.initrd).toBe('/boot/initrd.img-1.0');
     }
+  });
+
+  it('refuses a size too small for the content before writing anything', async () => {
+    const root = image('too-small', false);
+    // 200 MB of content (sparse on the host, but counted as data by the size estimate).
+    writeFileSync(join(root, 'etc/big'), '');
+    truncateSync(join(root, 'etc/big'), 200 * MiB);
+    let wrote = false;
+    await expect(
+      buildDisk({
+        manifest,
+        source: openDirectorySource(root),
+        entries: () => sourceStream(openDirectorySource(root)),
+        output: join(dir, 'too-small.img'),
+        size: 128 * MiB,
+        writeRootFs: async () => {
+          wrote = true;
+        },
+      }),
+    ).rejects.toMatchObject({ code: 'EUSAGE', where: '--size' });
+    expect(wrote).toBe(false);
+    expect(existsSync(join(dir, 'too-small.img'))).toBe(false);
   });
 
   it('refuses, before writing, a fixed size that leaves no room for a root filesystem', async () => {

@@ -13,16 +13,15 @@ import {
   type VmdkAdapter,
   type VmdkSubformat,
 } from '../formats/index.js';
-import { createExt4Tally, Ext4FullError } from '../fs/ext4/index.js';
 import { writeFat32 } from '../fs/fat/index.js';
 import type { Manifest } from '../manifest/index.js';
-import { asBatch, type EntryStream, type ImageSource } from '../stream/entry.js';
-import { type InjectedEntry, injectEntries } from '../stream/filters/inject.js';
-import { type KernelChoice, resolveKernel } from './kernel.js';
+import type { Entry, EntryStream, ImageSource } from '../stream/entry.js';
+import { injectEntries } from '../stream/filters/inject.js';
+import { resolveKernel } from './kernel.js';
 import { type BootMode, partitionTable, planLayout } from './layout.js';
 import { withAtomicDisk } from './output.js';
 import { writeExt4RootFs } from './rootfs.js';
-import { createPathNotes, DEFAULT_KEEP, type PathNotes, replayEntries, scanTree } from './scan.js';
+import { DEFAULT_KEEP, replayEntries, scanTree } from './scan.js';
 import { autoDiskSize, minRootBytes } from './size.js';
 
 export type { BootMode } from './layout.js';
@@ -94,9 +93,9 @@ export interface BuildDiskOptions {
   beforeWrite?: ((plan: DiskPlan) => Promise<void>) | undefined;
   /**
    * Told the bytes written to the disk so far and the size of the files going in (most of what will be
-   * written; unknown in a one-pass build), for a progress display.
+   * written), for a progress display.
    */
-  onProgress?: ((progress: { bytes: number; contentBytes: number | undefined }) => void) | undefined;
+  onProgress?: ((progress: { bytes: number; contentBytes: number }) => void) | undefined;
   /** VMDK: the controller the descriptor names, asked for after `beforeWrite` (which may choose it). */
   vmdkAdapter?: (() => VmdkAdapter | undefined) | undefined;
 }
@@ -132,46 +131,34 @@ export interface BuildDiskResult {
 export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
   const boot = o.boot ?? 'hybrid';
   const reproducible = o.reproducible || o.sourceDateEpoch !== undefined;
-  // One pass over the tree when nothing about the whole of it is needed before writing: a fixed size
-  // (nothing to size from its totals), random identifiers (no digest of it to derive them from), and a
-  // source that lists /boot for the kernel without a pass. Otherwise a metadata pass comes first.
-  const listDirectory = o.source.listDirectory?.bind(o.source);
-  const onePass = typeof o.size === 'number' && !reproducible && listDirectory !== undefined;
-  const scan = onePass
-    ? undefined
-    : await scanTree(o.entries(), { keep: DEFAULT_KEEP, digest: reproducible });
+  const scan = await scanTree(o.entries(), { keep: DEFAULT_KEEP, digest: reproducible });
   const kernel = await resolveKernel({
     manifest: o.manifest,
     source: o.source,
-    paths: scan ? scan.paths : await bootPaths(listDirectory!),
+    paths: scan.paths,
     kernel: o.kernel,
     initrd: o.initrd,
     cmdline: o.cmdline,
   });
 
   const time =
-    o.sourceDateEpoch ?? (reproducible ? scan!.newestMtimeSec : (o.now?.() ?? Math.floor(Date.now() / 1000)));
-  const seed = reproducible ? `cloudlets-disk\0${scan!.digest}\0${time}\0${boot}` : randomUUID();
+    o.sourceDateEpoch ?? (reproducible ? scan.newestMtimeSec : (o.now?.() ?? Math.floor(Date.now() / 1000)));
+  const seed = reproducible ? `cloudlets-disk\0${scan.digest}\0${time}\0${boot}` : randomUUID();
   const rootFsUuid = deriveUuid(seed, 'root-filesystem');
 
-  const extraFiles = scan?.hasFstab ? 0 : 1;
+  const extraFiles = scan.hasFstab ? 0 : 1;
+  const minRoot = minRootBytes(scan, extraFiles);
+  const autoSize = () => autoDiskSize(scan, boot, extraFiles);
   const size =
-    typeof o.size === 'number'
-      ? o.size
-      : (o.roundAutoSize ?? ((n) => n))(autoDiskSize(scan!, boot, extraFiles));
+    o.size === undefined || o.size === 'auto' ? (o.roundAutoSize ?? ((n) => n))(autoSize()) : o.size;
   const layout = planLayout(boot, size);
-  // In one pass, only an empty root's least size is checked here; a root too small for the content is
-  // found by the ext4 writer when it runs out of room.
-  const minRoot = minRootBytes(scan ?? { ext4: createExt4Tally().result() }, extraFiles);
   if (layout.root.size < minRoot) {
     throw new CloudletsError(
       'EUSAGE',
-      `the disk (${mib(size)} MiB) is too small for this image (its root filesystem needs ${scan ? '' : 'at least '}${mib(minRoot)} MiB)`,
+      `the disk (${mib(size)} MiB) is too small for this image (its root filesystem needs ${mib(minRoot)} MiB)`,
       {
         where: '--size',
-        hint: scan
-          ? `use --size auto (${mib(autoDiskSize(scan, boot, extraFiles))}M for this image), or a larger size`
-          : 'use --size auto, or a larger size',
+        hint: `use --size auto (${mib(autoDiskSize(scan, boot, extraFiles))}M for this image), or a larger size`,
       },
     );
   }
@@ -205,18 +192,15 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
   grub.catch(() => {}); // awaited below; this only keeps a failure during the root's write from going unhandled
 
   const fstab = `# written by cloudlets build: the root filesystem\nUUID=${rootFsUuid} / ext4 defaults 0 1\n`;
-  // An /etc/fstab naming the root, unless the image has one. Without a scan it is added only where the
-  // stream has none (ifAbsent), and what the stream had is noted on the way.
-  const extra: InjectedEntry[] = [];
-  if (!scan?.hasFstab) {
+  const extra: Entry[] = [];
+  if (!scan.hasFstab) {
     const base = {
       uid: 0,
       gid: 0,
       mtimeNs: BigInt(time) * 1_000_000_000n,
       xattrs: new Map<string, Buffer>(),
-      ...(scan ? {} : { ifAbsent: true }),
     };
-    if (!scan?.hasEtc) extra.push({ ...base, path: Buffer.from('/etc'), type: 'dir', mode: 0o755, size: 0 });
+    if (!scan.hasEtc) extra.push({ ...base, path: Buffer.from('/etc'), type: 'dir', mode: 0o755, size: 0 });
     const data = Buffer.from(fstab);
     extra.push({
       ...base,
@@ -239,13 +223,6 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
       vmdkAdapter: o.vmdkAdapter?.(),
       signal: o.signal,
     });
-  // Without a scan, the paths a build looks up are noted as the entries go by.
-  const noted = createPathNotes();
-  const rootEntries = scan
-    ? scan.replay
-      ? replayEntries(scan.replay, o.signal)
-      : o.entries()
-    : notePaths(o.entries(), noted);
   await withAtomicDisk(
     o.output,
     size,
@@ -253,36 +230,25 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
       force: o.force ?? false,
       signal: o.signal,
       open,
-      onWrite: o.onProgress && ((bytes) => o.onProgress?.({ bytes, contentBytes: scan?.ext4.totalBytes })),
+      onWrite: o.onProgress && ((bytes) => o.onProgress?.({ bytes, contentBytes: scan.ext4.totalBytes })),
     },
     async (target) => {
       // The root filesystem first, then the partition table and boot code once GRUB is ready. Every
       // target takes writes in any order: the sparse containers place blocks in order of first touch
       // (the same order on every run, so the same bytes), the VMDK stream spills and sorts its writes.
-      try {
-        await (o.writeRootFs ?? writeExt4RootFs)(
-          injectEntries(rootEntries, extra),
-          target,
-          layout.root.offset,
-          {
-            size: layout.root.size,
-            uuid: rootFsUuid,
-            label: 'root',
-            timestamp: time,
-            seed,
-            signal: o.signal,
-          },
-        );
-      } catch (err) {
-        // Without a scan, this is where a disk too small for the image shows: say it as the scan would.
-        if (scan || !(err instanceof Ext4FullError)) throw err;
-        throw new CloudletsError('EUSAGE', `the disk (${mib(size)} MiB) is too small for this image`, {
-          where: '--size',
-          hint: `${err.message} (at ${err.where}); use --size auto, or a larger size`,
-          cause: err,
-        });
-      }
-      if (!scan) checkDetectedKernel(kernel, noted);
+      await (o.writeRootFs ?? writeExt4RootFs)(
+        injectEntries(scan.replay ? replayEntries(scan.replay, o.signal) : o.entries(), extra),
+        target,
+        layout.root.offset,
+        {
+          size: layout.root.size,
+          uuid: rootFsUuid,
+          label: 'root',
+          timestamp: time,
+          seed,
+          signal: o.signal,
+        },
+      );
       const [bios, efi] = await grub;
       const table = partitionTable(layout, seed, bios?.bootImg);
       await target.write(0, table.head);
@@ -314,39 +280,8 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
     kernel: kernel.kernel,
     initrd: kernel.initrd,
     cmdline: kernel.cmdline,
-    fstabAdded: !(scan ?? noted).hasFstab,
+    fstabAdded: !scan.hasFstab,
   };
-}
-
-/** The paths in /boot, as a scan of the stream would have noted them. */
-async function bootPaths(
-  listDirectory: (imagePath: string) => Promise<Buffer[] | undefined>,
-): Promise<Set<string>> {
-  const names = (await listDirectory('/boot')) ?? [];
-  return new Set(names.map((name) => `/boot/${name.toString('utf8')}`));
-}
-
-async function* notePaths(entries: EntryStream, notes: PathNotes): EntryStream {
-  for await (const item of entries) {
-    for (const e of asBatch(item)) notes.add(e);
-    yield item;
-  }
-}
-
-/**
- * A kernel found in /boot's listing must also have gone into the disk: the export leaves out volatile
- * paths, and a scan would not have found one left out.
- */
-function checkDetectedKernel(kernel: KernelChoice, noted: PathNotes): void {
-  if (!kernel.from.startsWith('detected')) return;
-  for (const path of [kernel.kernel, kernel.initrd]) {
-    if (path !== undefined && !noted.paths.has(path)) {
-      throw new CloudletsError('EUSAGE', 'the kernel found in /boot is left out of the disk', {
-        where: path,
-        hint: 'a volatile pattern matches it; name the kernel with --kernel or a kernel entry point',
-      });
-    }
-  }
 }
 
 const mib = (n: number) => Math.ceil(n / (1024 * 1024));

@@ -55,7 +55,6 @@ export async function scanTree(entries: EntryStream, opts: ScanOptions = {}): Pr
     replay: undefined,
   };
   const tally = createExt4Tally();
-  const notes = createPathNotes();
   let kept: Entry[] | undefined = opts.keep ? [] : undefined;
   let buffered = 0;
   // Hashing a line per entry costs a native call each: batch the text and hash it in large pieces.
@@ -82,7 +81,14 @@ export async function scanTree(entries: EntryStream, opts: ScanOptions = {}): Pr
         } else kept.push(e);
       }
       tally.add(e);
-      notes.add(e);
+      // Only /boot and the few paths we look up are kept: a million-file tree must not cost a million strings.
+      const path = e.path;
+      if (path.equals(ETC) || path.equals(FSTAB) || (path.length > BOOT.length && path.indexOf(BOOT) === 0)) {
+        const p = path.toString('utf8');
+        s.paths.add(p);
+        if (p === '/etc/fstab') s.hasFstab = true;
+        if (p === '/etc' && e.type === 'dir') s.hasEtc = true;
+      }
       const sec = Number(e.mtimeNs / 1_000_000_000n);
       if (sec > s.newestMtimeSec) s.newestMtimeSec = sec;
       if (!wantDigest) continue;
@@ -95,39 +101,9 @@ export async function scanTree(entries: EntryStream, opts: ScanOptions = {}): Pr
       }
     }
   s.ext4 = tally.result();
-  s.paths = notes.paths;
-  s.hasFstab = notes.hasFstab;
-  s.hasEtc = notes.hasEtc;
   if (wantDigest) s.digest = hash.update(pending, 'latin1').digest('hex');
   s.replay = kept;
   return s;
-}
-
-/** The paths of an entry stream a build looks up: /boot's (kernels), /etc and /etc/fstab. */
-export interface PathNotes {
-  readonly paths: Set<string>;
-  readonly hasFstab: boolean;
-  readonly hasEtc: boolean;
-  add(e: Entry): void;
-}
-
-export function createPathNotes(): PathNotes {
-  const notes = {
-    paths: new Set<string>(),
-    hasFstab: false,
-    hasEtc: false,
-    add(e: Entry) {
-      // Only /boot and the few paths looked up are kept: a million-file tree must not cost a million strings.
-      const path = e.path;
-      if (path.equals(ETC) || path.equals(FSTAB) || (path.length > BOOT.length && path.indexOf(BOOT) === 0)) {
-        const p = path.toString('utf8');
-        notes.paths.add(p);
-        if (p === '/etc/fstab') notes.hasFstab = true;
-        if (p === '/etc' && e.type === 'dir') notes.hasEtc = true;
-      }
-    },
-  };
-  return notes;
 }
 
 /** The kept entries again, in batches, stopping between batches when `signal` is aborted (as the export stream does). */

@@ -6,7 +6,7 @@ import { type BootMode, MiB, overheadBytes } from './layout.js';
 import type { TreeScan } from './scan.js';
 
 /** The smallest root filesystem holding the scanned tree plus `extraBytes` (an injected /etc/fstab). */
-export function minRootBytes(s: Pick<TreeScan, 'ext4'>, extraFiles = 0): number {
+export function minRootBytes(s: TreeScan, extraFiles = 0): number {
   const stats = { ...s.ext4, files: s.ext4.files + extraFiles };
   if (stats.dataBlocks !== undefined) stats.dataBlocks += extraFiles;
   return estimateExt4Size(stats);

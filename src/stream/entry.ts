@@ -86,12 +86,6 @@ export interface ImageSource {
    * link on the way escapes the image or the file is not a regular file.
    */
   readFile(imagePath: string): Promise<Buffer | undefined>;
-  /**
-   * The names in one directory (sorted bytes), resolving symlinks inside the image as readFile does;
-   * `undefined` when absent or not a directory. Only where it costs a listing, not a pass over the
-   * source (a directory; not a compressed archive).
-   */
-  listDirectory?(imagePath: string): Promise<Buffer[] | undefined>;
   /** What readFile would find, without reading it: the file's size, or `undefined` when absent. */
   fileSize?(imagePath: string): Promise<number | undefined>;
   /**

@@ -7,4 +7,4 @@
 
 export { defaultJournalBlocks } from './layout.js';
 export { createExt4Tally, type Ext4SizeStats, estimateExt4Size } from './size.js';
-export { Ext4FullError, type Ext4Options, type Ext4Result, writeExt4 } from './writer.js';
+export { type Ext4Options, type Ext4Result, writeExt4 } from './writer.js';

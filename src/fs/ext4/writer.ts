@@ -226,13 +226,6 @@ export async function writeExt4(
   }
 }
 
-/** The content needs more blocks or inodes than the filesystem has (EOUTPUT). */
-export class Ext4FullError extends CloudletsError {
-  constructor(message: string, opts: { where?: string; hint?: string }) {
-    super('EOUTPUT', message, opts);
-  }
-}
-
 class Ext4Writer {
   private readonly fsSeed: number;
   private readonly hashSeed: Uint32Array;
@@ -282,7 +275,7 @@ class Ext4Writer {
 
   private allocInode(): number {
     if (this.nextIno > this.layout.inodesCount) {
-      throw new Ext4FullError(`the filesystem has only ${this.layout.inodesCount} inodes`, {
+      throw new CloudletsError('EOUTPUT', `the filesystem has only ${this.layout.inodesCount} inodes`, {
         where: this.currentPath,
         hint: 'give a larger size or a smaller inode ratio (estimateExt4Size counts the entries)',
       });
@@ -309,7 +302,8 @@ class Ext4Writer {
       this.reservedIdx++;
     }
     if (this.cursor >= this.layout.blocksCount) {
-      throw new Ext4FullError(
+      throw new CloudletsError(
+        'EOUTPUT',
         `the content does not fit in a ${this.layout.blocksCount * BLOCK_SIZE}-byte ext4 filesystem`,
         {
           where: this.currentPath,

@@ -296,21 +296,14 @@ describe('readFile', () => {
   });
 });
 
-describe('listDirectory and fileSize', () => {
-  it('list a directory and size a file without reading them, resolving symlinks as readFile does', async () => {
-    mkdirSync(at('/boot/grub'), { recursive: true });
+describe('fileSize', () => {
+  it('sizes a file without reading it, resolving symlinks as readFile does', async () => {
+    mkdirSync(at('/boot'), { recursive: true });
     writeFileSync(at('/boot/vmlinuz-2'), 'kernel');
     writeFileSync(at('/boot/initrd.img-2'), 'initrd!');
     symlinkSync('boot', at('/b'));
     symlinkSync('/boot/vmlinuz-2', at('/vmlinuz'));
-    mkdirSync(at('/.git'));
-    const src = openDirectorySource(root, { prune: (p) => p.equals(Buffer.from('/.git')) });
-    const names = async (p: string) => (await src.listDirectory!(p))?.map((n) => n.toString());
-    expect(await names('/b')).toEqual(['grub', 'initrd.img-2', 'vmlinuz-2']);
-    // The walk's pruned names are left out of the root's listing, as from the entries.
-    expect(await names('/')).toEqual(['b', 'boot', 'vmlinuz']);
-    expect(await names('/boot/vmlinuz-2')).toBeUndefined();
-    expect(await names('/missing')).toBeUndefined();
+    const src = openDirectorySource(root);
     expect(await src.fileSize!('/vmlinuz')).toBe(6);
     expect(await src.fileSize!('/b/initrd.img-2')).toBe(7);
     expect(await src.fileSize!('/boot/missing')).toBeUndefined();

@@ -8,7 +8,7 @@
  * listings of the directories on the current path and a bounded number of walked entries, never file
  * content.
  */
-import { type BigIntStats, lstatSync, readdirSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { type BigIntStats, lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { CloudletsError } from '../../errors.js';
 import type { Entry, EntryType, ImageSource } from '../entry.js';
 import { openHostFile, sourceError } from './host-file.js';
@@ -258,26 +258,11 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     return Buffer.concat(chunks);
   };
 
-  const listDirectory = async (imagePath: string): Promise<Buffer[] | undefined> => {
-    const found = await resolveImagePath(resolveFs, imagePath);
-    if (found?.stat.type !== 'dir') return undefined;
-    try {
-      const names = readdirSync(host(found.path), { encoding: 'buffer' }).sort(Buffer.compare);
-      // What the walk leaves out (a repository's .git) is not listed either.
-      const prune = opts.prune;
-      if (!prune || found.path.length !== 1) return names;
-      return names.filter((name) => !prune(Buffer.concat([found.path, name])));
-    } catch (err) {
-      throw sourceError(err, found.path, 'list directory');
-    }
-  };
-
   return {
     description: `directory ${root}`,
     entries,
     entryBatches,
     readFile,
-    listDirectory,
     fileSize: async (imagePath) => (await findFile(imagePath))?.size,
     readAhead() {
       ahead ??= startReading();
