@@ -89,9 +89,9 @@ export async function run(ctx: CliContext, image: string, opts: TarOptions, cmd:
     }
 
     const out = await openAtomicOutput(outPath, { force: opts.force ?? false });
-    // SIGINT/SIGTERM: stop writing at once (a pending write wait ends too); the temp file is removed below.
-    const onAbort = () => out.stream.destroy();
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    // SIGINT/SIGTERM: writeTar stops at its next entry or batch once the writes under way have ended (the
+    // descriptor is not closed under them: its number could be reused by then); the temp file is removed
+    // below.
     const progress = createProgress({ stream: ctx.stderr, enabled: ctx.interactive, label: opts.output });
     try {
       const result = await writeTar(
@@ -111,8 +111,6 @@ export async function run(ctx: CliContext, image: string, opts: TarOptions, cmd:
       progress.done({ clear: true });
       await out.abort();
       throw ctx.signal.aborted ? ctx.signal.reason : err;
-    } finally {
-      ctx.signal.removeEventListener('abort', onAbort);
     }
   });
 }
