@@ -4,6 +4,7 @@
 // and compiling a megabyte of JavaScript first (~25 ms of every command, measured). Node 22 can do this
 // by itself (module.enableCompileCache); Node 20 cannot. A cache that does not fit this Node (another V8)
 // is rejected by V8 and the program compiles as usual.
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import Module, { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -11,6 +12,27 @@ import { fileURLToPath } from 'node:url';
 import { Script } from 'node:vm';
 
 const dir = dirname(fileURLToPath(import.meta.url));
+
+// The commands that export an image wait first of all for the template renderer's child to start, so it
+// is spawned here, before the program is compiled (~15 ms sooner than from its first module), and sent
+// ejs to prepare. renderer-child.json is written by the build: the child's arguments and that first
+// message, valid for the Node that built it (another one: src/cli/prestart.ts spawns it itself).
+const EXPORTING = ['tar', 'build'];
+const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const exporting = EXPORTING.includes(command ?? '') && !process.argv.includes('--help');
+const start = { exporting };
+const childFile = join(dir, 'renderer-child.json');
+if (exporting && existsSync(childFile)) {
+  const early = JSON.parse(readFileSync(childFile, 'utf8'));
+  if (early.node === process.version) {
+    // The same as spawning it from src/templates/renderer.ts (CHILD_SPAWN_OPTIONS).
+    start.child = spawn(process.execPath, early.args, { env: {}, cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] });
+    start.child.stdin.on('error', () => {}); // a child that died is reported by the renderer
+    start.child.stdin.write(Buffer.from(early.prepare, 'base64'));
+  }
+}
+globalThis[Symbol.for('cloudlets.renderer')] = start;
+
 const file = join(dir, 'cloudlets.cjs');
 const cacheFile = `${file}.cache`;
 const cachedData = existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;

@@ -1,14 +1,19 @@
-// Starts the template renderer's child process for the commands that export an image, before the rest
-// of the program is even evaluated: main.ts imports this module first. Booting the child (a second
-// Node) is what an export waits for before its first byte when the image has templates; started here
-// it boots while the program loads, parses the command line and opens the image, about 20 ms sooner
-// than from the command itself (measured). A child no command takes exits when this process does.
+// Starts the template renderer's child process for the commands that export an image (tar, build),
+// before the rest of the program is even evaluated: main.ts imports this module first. Booting that
+// child (a second Node) is what an export waits for before its first byte when the image has templates.
+// The command's loader (scripts/cli-loader.mjs) has usually spawned it already, before compiling the
+// program, and sent it ejs: it is taken over here. A child no command takes exits when this process does.
+import type { ChildProcess } from 'node:child_process';
 import { prestartRenderer } from '../templates/index.js';
 
-const EXPORTING = new Set(['tar', 'build']);
-
-/** The command word: the first argument that is not an option (global options come first). */
-const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
-if (command !== undefined && EXPORTING.has(command) && !process.argv.includes('--help')) {
-  prestartRenderer();
+/** What the loader leaves for this module (the key is shared with scripts/cli-loader.mjs). */
+interface LoaderStart {
+  /** The command exports an image. */
+  exporting: boolean;
+  /** The renderer's child, spawned and sent `prepare` by the loader (absent when it could not). */
+  child?: ChildProcess;
 }
+
+const start = (globalThis as Record<symbol, LoaderStart | undefined>)[Symbol.for('cloudlets.renderer')];
+if (start?.child) prestartRenderer({ child: start.child, prepared: true });
+else if (start?.exporting) prestartRenderer();

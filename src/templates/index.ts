@@ -12,6 +12,7 @@
  *    with `__` and are not one of the names above or of ejs's generated code;
  *  - EJS 7 semantics otherwise: `<%=` escapes HTML, `<%-` does not. Text is UTF-8.
  */
+import type { ChildProcess } from 'node:child_process';
 import type { Configuration } from '../config/index.js';
 import { CloudletsError, isCloudletsError } from '../errors.js';
 import type { Manifest } from '../manifest/index.js';
@@ -52,10 +53,11 @@ let spare: Renderer | undefined;
  * 100 ms, which then overlaps with loading the image and validating the configuration instead of holding
  * up the output. The next renderTemplates call takes it; discardSpareRenderer stops it if none comes.
  */
-export function prestartRenderer(): void {
+export function prestartRenderer(started?: { child: ChildProcess; prepared: boolean }): void {
   if (spare) return;
-  const renderer = startRenderer();
+  const renderer = startRenderer(started?.child);
   spare = renderer;
+  if (started?.prepared) return;
   // And has it compile ejs and make the first template's context meanwhile.
   ejsBundleSource().then(
     (ejs) => renderer.post({ type: 'prepare', ejs }),

@@ -1,9 +1,12 @@
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import type { Configuration } from '../config/index.js';
 import { CloudletsError } from '../errors.js';
 import type { Manifest } from '../manifest/index.js';
-import { type RenderOptions, renderTemplates } from './index.js';
-import { permissionFlag } from './renderer.js';
+import { ejsBundleSource } from './ejs-bundle.js';
+import { encodeFrame } from './frame.js';
+import { prestartRenderer, type RenderOptions, renderTemplates } from './index.js';
+import { CHILD_SPAWN_OPTIONS, childArguments, permissionFlag, startRenderer } from './renderer.js';
 
 const manifest = {
   name: 'sample',
@@ -162,5 +165,25 @@ describe('renderTemplates', () => {
 
   it('uses the permission flag of the running Node', () => {
     expect(['--permission', '--experimental-permission']).toContain(permissionFlag());
+  });
+
+  it('renders with a child spawned and prepared beforehand, as the command loader does', async () => {
+    const child = spawn(process.execPath, childArguments(), {
+      ...CHILD_SPAWN_OPTIONS,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    child.stdin.write(encodeFrame({ type: 'prepare', ejs: await ejsBundleSource() }));
+    prestartRenderer({ child, prepared: true });
+    expect(await render({ '/etc/hostname': '<%= args.hostname %>' })).toEqual({ '/etc/hostname': 'web1' });
+  });
+
+  it('reports a child taken over that had already stopped, without waiting for a time limit', async () => {
+    const child = spawn(process.execPath, ['-e', ''], {
+      ...CHILD_SPAWN_OPTIONS,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    await new Promise((resolve) => child.on('exit', resolve));
+    const asked = startRenderer(child).request({ type: 'init', ejs: '', data: '{}' }, 60_000);
+    await expect(asked).rejects.toMatchObject({ reason: 'crash' });
   });
 });

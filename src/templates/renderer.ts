@@ -72,12 +72,17 @@ export function childArguments(): string[] {
   ];
 }
 
-export function startRenderer(): Renderer {
-  const child: ChildProcess = spawn(process.execPath, childArguments(), {
-    env: {},
-    cwd: '/',
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+/**
+ * How the child is spawned. The command's loader (scripts/cli-loader.mjs) spawns it the same way, from
+ * the arguments the build wrote down (renderer-child.json), before the program is even compiled.
+ */
+export const CHILD_SPAWN_OPTIONS = { env: {}, cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] } as const;
+
+/** Starts a renderer, or takes over a child already spawned as startRenderer would (the loader's). */
+export function startRenderer(spawned?: ChildProcess): Renderer {
+  const child: ChildProcess =
+    spawned ??
+    spawn(process.execPath, childArguments(), { ...CHILD_SPAWN_OPTIONS, stdio: ['pipe', 'pipe', 'pipe'] });
   const read = createFrameReader({ maxHeader: 1024 * 1024, maxBody: MAX_REPLY_BODY });
   const replies: Reply[] = [];
   let stderr = '';
@@ -118,6 +123,16 @@ export function startRenderer(): Renderer {
       : `the renderer stopped (${signal ?? `exit code ${code}`})${stderr ? `: ${stderr.trim().split('\n').slice(-3).join(' ')}` : ''}`;
     stop(new RendererStopped('crash', how));
   });
+
+  // A child taken over may have ended before these listeners were there.
+  if (child.exitCode !== null || child.signalCode !== null) {
+    stop(
+      new RendererStopped(
+        'crash',
+        `the renderer stopped (${child.signalCode ?? `exit code ${child.exitCode}`})`,
+      ),
+    );
+  }
 
   return {
     request(message, limitMs) {
