@@ -15,8 +15,8 @@ const dir = dirname(fileURLToPath(import.meta.url));
 
 // The commands that export an image wait first of all for the template renderer's child to start, so it
 // is spawned here, before the program is compiled (~15 ms sooner than from its first module), and sent
-// ejs to prepare. renderer-child.json is written by the build: the child's arguments and that first
-// message, valid for the Node that built it (another one: src/cli/prestart.ts spawns it itself).
+// ejs to prepare. renderer-child.json is written by the build: the child's arguments, spawn options and
+// that first message, valid for the Node that built it (another one: src/cli/prestart.ts spawns it itself).
 const EXPORTING = ['tar', 'build'];
 const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
 const exporting = EXPORTING.includes(command ?? '') && !process.argv.includes('--help');
@@ -25,8 +25,7 @@ const childFile = join(dir, 'renderer-child.json');
 if (exporting && existsSync(childFile)) {
   const early = JSON.parse(readFileSync(childFile, 'utf8'));
   if (early.node === process.version) {
-    // The same as spawning it from src/templates/renderer.ts (CHILD_SPAWN_OPTIONS).
-    start.child = spawn(process.execPath, early.args, { env: {}, cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] });
+    start.child = spawn(process.execPath, early.args, early.options);
     start.child.stdin.on('error', () => {}); // a child that died is reported by the renderer
     start.child.stdin.write(Buffer.from(early.prepare, 'base64'));
   }

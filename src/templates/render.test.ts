@@ -168,20 +168,14 @@ describe('renderTemplates', () => {
   });
 
   it('renders with a child spawned and prepared beforehand, as the command loader does', async () => {
-    const child = spawn(process.execPath, childArguments(), {
-      ...CHILD_SPAWN_OPTIONS,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    child.stdin.write(encodeFrame({ type: 'prepare', ejs: await ejsBundleSource() }));
+    const child = spawn(process.execPath, childArguments(), CHILD_SPAWN_OPTIONS);
+    child.stdin?.write(encodeFrame({ type: 'prepare', ejs: await ejsBundleSource() }));
     prestartRenderer({ child, prepared: true });
     expect(await render({ '/etc/hostname': '<%= args.hostname %>' })).toEqual({ '/etc/hostname': 'web1' });
   });
 
   it('reports a child taken over that had already stopped, without waiting for a time limit', async () => {
-    const child = spawn(process.execPath, ['-e', ''], {
-      ...CHILD_SPAWN_OPTIONS,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const child = spawn(process.execPath, ['-e', ''], CHILD_SPAWN_OPTIONS);
     await new Promise((resolve) => child.on('exit', resolve));
     const asked = startRenderer(child).request({ type: 'init', ejs: '', data: '{}' }, 60_000);
     await expect(asked).rejects.toMatchObject({ reason: 'crash' });

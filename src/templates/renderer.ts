@@ -11,7 +11,7 @@
  *    constructor compiles nothing; a 128 MB heap; an empty environment; cwd `/`;
  *  - inside, a fresh vm context per template (./child.ts, ./sandbox.ts).
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, type SpawnOptions, spawn } from 'node:child_process';
 import { type ChildReply, type ChildRequest, childMain, createTemplateContext } from './child.js';
 import { createFrameReader, encodeFrame } from './frame.js';
 import { sandboxBoot } from './sandbox.js';
@@ -74,15 +74,14 @@ export function childArguments(): string[] {
 
 /**
  * How the child is spawned. The command's loader (scripts/cli-loader.mjs) spawns it the same way, from
- * the arguments the build wrote down (renderer-child.json), before the program is even compiled.
+ * the arguments and these options the build wrote down (renderer-child.json), before the program is
+ * even compiled.
  */
-export const CHILD_SPAWN_OPTIONS = { env: {}, cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] } as const;
+export const CHILD_SPAWN_OPTIONS: SpawnOptions = { env: {}, cwd: '/', stdio: ['pipe', 'pipe', 'pipe'] };
 
 /** Starts a renderer, or takes over a child already spawned as startRenderer would (the loader's). */
 export function startRenderer(spawned?: ChildProcess): Renderer {
-  const child: ChildProcess =
-    spawned ??
-    spawn(process.execPath, childArguments(), { ...CHILD_SPAWN_OPTIONS, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawned ?? spawn(process.execPath, childArguments(), CHILD_SPAWN_OPTIONS);
   const read = createFrameReader({ maxHeader: 1024 * 1024, maxBody: MAX_REPLY_BODY });
   const replies: Reply[] = [];
   let stderr = '';

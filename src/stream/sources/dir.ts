@@ -10,7 +10,7 @@
  */
 import { type BigIntStats, lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { CloudletsError } from '../../errors.js';
-import type { Entry, EntryType, ImageSource } from '../entry.js';
+import { type Entry, type EntryType, eachEntry, type ImageSource } from '../entry.js';
 import { openHostFile, sourceError } from './host-file.js';
 import { type ResolveFs, resolveImagePath } from './resolve.js';
 import { prunedRootNames, startWalk, type WalkRecord } from './walk.js';
@@ -136,12 +136,10 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   /** Started by readAhead() for the next iteration. */
   let ahead: Reading | undefined;
 
-  async function* entries(): AsyncIterable<Entry> {
-    for await (const batch of entryBatches()) yield* batch;
-  }
+  const entries = (): AsyncIterable<Entry> => eachEntry(entryBatches());
 
   async function* entryBatches(): AsyncIterable<readonly Entry[]> {
-    // The walk runs on a worker thread; getfattr runs meanwhile, and is waited for once.
+    // The walk runs on a worker thread; the getfattr runs meanwhile (each path waits for its own).
     const reading = ahead ?? startReading();
     ahead = undefined;
     const firstLinks = new Map<string, Buffer>();
