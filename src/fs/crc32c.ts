@@ -80,7 +80,13 @@ export function crc32c(data: Uint8Array): number {
 
 /** Raw CRC-32C of a little-endian u32, the way ext4 mixes inode and group numbers into a seed. */
 export function crc32cU32(seed: number, value: number): number {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(value >>> 0);
-  return crc32cRaw(seed, b);
+  // The four bytes one at a time, without a buffer: this runs for every inode and directory block.
+  const t0 = TABLES[0] as Uint32Array;
+  let crc = seed >>> 0;
+  let v = value >>> 0;
+  for (let k = 0; k < 4; k++) {
+    crc = (t0[(crc ^ v) & 0xff] as number) ^ (crc >>> 8);
+    v >>>= 8;
+  }
+  return crc >>> 0;
 }

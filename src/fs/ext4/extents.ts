@@ -73,6 +73,25 @@ export function extentTreeBlocks(count: number): number {
 }
 
 /**
+ * Writes `extents` (at most 4) into the 60 bytes of i_block at `at` of `inode`, as buildExtentTree
+ * would: the case of almost every file, without the tree's allocations. False when they do not fit.
+ */
+export function writeInlineExtents(inode: Buffer, at: number, extents: readonly Extent[]): boolean {
+  if (extents.length > IN_INODE) return false;
+  inode.fill(0, at, at + 60);
+  header(inode, at, extents.length, IN_INODE, 0);
+  for (let k = 0; k < extents.length; k++) {
+    const e = extents[k] as Extent;
+    const o = at + 12 + k * 12;
+    inode.writeUInt32LE(e.logical, o);
+    inode.writeUInt16LE(e.length, o + 4);
+    inode.writeUInt16LE(Math.floor(e.physical / 2 ** 32), o + 6);
+    inode.writeUInt32LE(e.physical % 2 ** 32, o + 8);
+  }
+  return true;
+}
+
+/**
  * Builds the tree for `extents` (sorted, non-overlapping); `alloc` hands out one block per tree node.
  * `csumSeed` is the owning inode's checksum seed.
  */

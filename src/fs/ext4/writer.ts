@@ -21,7 +21,7 @@ import {
   FT_REG,
   FT_SOCK,
 } from './dir.js';
-import { buildExtentTree, type Extent, MAX_EXTENT_LEN } from './extents.js';
+import { buildExtentTree, type Extent, MAX_EXTENT_LEN, writeInlineExtents } from './extents.js';
 import { hashSeedWords } from './hash.js';
 import {
   EXT4_EXTENTS_FL,
@@ -55,7 +55,7 @@ import {
 } from './layout.js';
 import { type Ext4SizeStats, estimateExt4Size } from './size.js';
 import { BG_INODE_ZEROED, encodeGroupDesc, encodeJournalSuperblock, encodeSuperblock } from './superblock.js';
-import { encodeXattrs, sealXattrBlock } from './xattr.js';
+import { type EncodedXattrs, encodeXattrs, sealXattrBlock } from './xattr.js';
 
 export interface Ext4Options {
   /** Filesystem size in bytes; a multiple of the block size (a partial last block is ignored). */
@@ -99,6 +99,8 @@ export interface Ext4Result {
 }
 
 const ZERO_BLOCK = Buffer.alloc(BLOCK_SIZE);
+/** What most entries have: no extended attributes. */
+const NO_XATTRS: EncodedXattrs = { inInode: undefined, block: undefined };
 const DOT = Buffer.from('.');
 const DOT_DOT = Buffer.from('..');
 /** Data is written in runs of up to 1 MiB. */
@@ -246,7 +248,8 @@ class Ext4Writer {
   private readonly partial = Buffer.alloc(BLOCK_SIZE);
   private stageStart = 0;
   private stageCount = 0;
-  private currentPath = '/';
+  /** The entry being written, for error messages (its text is made only for one). */
+  private currentEntry: Buffer = Buffer.from('/');
   private inflight: Promise<void>[] = [];
   private failure: unknown;
 
@@ -260,6 +263,10 @@ class Ext4Writer {
     this.hashSeed = hashSeedWords(opts.hashSeed);
     this.ipg = layout.inodesPerGroup;
     this.usedDirs = new Uint32Array(layout.groupCount);
+  }
+
+  private get currentPath(): string {
+    return this.currentEntry.toString('utf8');
   }
 
   private inode(ino: number): Buffer {
@@ -390,6 +397,10 @@ class Ext4Writer {
 
   /** Builds (and writes) the extent tree of `ino`; returns the number of tree blocks. */
   private async mapExtents(ino: number, inode: Buffer, extents: Extent[]): Promise<number> {
+    if (writeInlineExtents(inode, 0x28, extents)) {
+      inode.writeUInt32LE(inode.readUInt32LE(0x20) | EXT4_EXTENTS_FL, 0x20);
+      return 0;
+    }
     const tree = buildExtentTree(extents, () => this.allocBlock(), inodeCsumSeed(this.fsSeed, ino));
     for (const b of tree.blocks) {
       const p = this.stageBlock(b.block, b.data);
@@ -425,7 +436,7 @@ class Ext4Writer {
   }
 
   /** Base fields and xattrs of a new inode; returns the number of xattr blocks (0 or 1). */
-  private async initInode(ino: number, e: Entry, typeBits: number, where: string): Promise<number> {
+  private async initInode(ino: number, e: Entry, typeBits: number): Promise<number> {
     const inode = this.inode(ino);
     writeInodeBase(inode, {
       mode: typeBits | (e.mode & 0o7777),
@@ -435,7 +446,7 @@ class Ext4Writer {
       flags: 0,
     });
     setLinks(inode, 1);
-    const x = encodeXattrs(e.xattrs, where);
+    const x = e.xattrs.size === 0 ? NO_XATTRS : encodeXattrs(e.xattrs, this.currentPath);
     if (x.inInode) x.inInode.copy(inode, IN_INODE_XATTR_OFFSET);
     if (!x.block) return 0;
     const block = this.allocBlock();
@@ -517,25 +528,28 @@ class Ext4Writer {
     for await (const item of entries)
       for (const e of asBatch(item)) {
         const key = e.path.toString('latin1');
-        this.currentPath = e.path.toString('utf8');
-        const where = this.currentPath;
+        this.currentEntry = e.path;
         if (last && comparePaths(last, e.path) >= 0) {
-          throw new CloudletsError('ESOURCE', 'entries are not sorted by path (or repeat a path)', { where });
+          throw new CloudletsError('ESOURCE', 'entries are not sorted by path (or repeat a path)', {
+            where: this.currentPath,
+          });
         }
         last = e.path;
         if (key === '/') {
           if (this.stack.length > 0)
-            throw new CloudletsError('ESOURCE', 'the root entry comes twice', { where });
+            throw new CloudletsError('ESOURCE', 'the root entry comes twice', { where: this.currentPath });
           if (e.type !== 'dir')
-            throw new CloudletsError('ESOURCE', 'the root entry is not a directory', { where });
+            throw new CloudletsError('ESOURCE', 'the root entry is not a directory', {
+              where: this.currentPath,
+            });
           const root = this.rootFromDefaults();
-          root.extraBlocks = await this.initInode(ROOT_INO, e, S_IFDIR, where);
+          root.extraBlocks = await this.initInode(ROOT_INO, e, S_IFDIR);
           setLinks(this.inode(ROOT_INO), 2);
           continue;
         }
         if (this.stack.length === 0) this.rootFromDefaults();
         if (!key.startsWith('/') || key.endsWith('/'))
-          throw new CloudletsError('ESOURCE', 'malformed image path', { where });
+          throw new CloudletsError('ESOURCE', 'malformed image path', { where: this.currentPath });
         const parent = await this.closeUntil(parentKey(key));
         const name = e.path.subarray(e.path.lastIndexOf(0x2f) + 1);
         if (
@@ -546,21 +560,23 @@ class Ext4Writer {
           name.equals(DOT_DOT)
         ) {
           throw new CloudletsError('ENOTSUP', 'ext4 names are 1 to 255 bytes, without NUL, and not . or ..', {
-            where,
+            where: this.currentPath,
           });
         }
         const isLostFound = key === '/lost+found';
         if (isLostFound) this.lostFoundSeen = true;
         if (e.type === 'hardlink') {
           if (isLostFound)
-            throw new CloudletsError('ENOTSUP', '/lost+found cannot be a hard link on ext4', { where });
+            throw new CloudletsError('ENOTSUP', '/lost+found cannot be a hard link on ext4', {
+              where: this.currentPath,
+            });
           const ino = e.linkTarget ? this.nonDirs.get(e.linkTarget.toString('latin1')) : undefined;
           if (ino === undefined) {
             throw new CloudletsError(
               'ESOURCE',
               'hard link to a path that is not an earlier non-directory entry',
               {
-                where,
+                where: this.currentPath,
                 hint: e.linkTarget
                   ? `target ${e.linkTarget.toString('utf8')}`
                   : 'the entry has no link target',
@@ -570,7 +586,9 @@ class Ext4Writer {
           const inode = this.inode(ino);
           const links = getLinks(inode) + 1;
           if (links > MAX_LINKS)
-            throw new CloudletsError('ENOTSUP', `more than ${MAX_LINKS} hard links to one file`, { where });
+            throw new CloudletsError('ENOTSUP', `more than ${MAX_LINKS} hard links to one file`, {
+              where: this.currentPath,
+            });
           setLinks(inode, links);
           parent.children.push({ name, ino, fileType: fileTypeOf(inode.readUInt16LE(0)) });
           this.nonDirs.set(key, ino);
@@ -578,7 +596,7 @@ class Ext4Writer {
         }
         const ino = isLostFound ? LOST_FOUND_INO : this.allocInode();
         if (e.type === 'dir') {
-          const extraBlocks = await this.initInode(ino, e, S_IFDIR, where);
+          const extraBlocks = await this.initInode(ino, e, S_IFDIR);
           parent.children.push({ name, ino, fileType: FT_DIR });
           parent.subdirs++;
           const g = Math.floor((ino - 1) / this.ipg);
@@ -615,12 +633,14 @@ class Ext4Writer {
             typeBits = S_IFSOCK;
             break;
           default:
-            throw new CloudletsError('ENOTSUP', `unknown entry type ${String(e.type)}`, { where });
+            throw new CloudletsError('ENOTSUP', `unknown entry type ${String(e.type)}`, {
+              where: this.currentPath,
+            });
         }
-        const extra = await this.initInode(ino, e, typeBits, where);
+        const extra = await this.initInode(ino, e, typeBits);
         const inode = this.inode(ino);
-        if (e.type === 'file') await this.writeFile(ino, inode, e, extra, where);
-        else if (e.type === 'symlink') await this.writeSymlink(ino, inode, e, extra, where);
+        if (e.type === 'file') await this.writeFile(ino, inode, e, extra);
+        else if (e.type === 'symlink') await this.writeSymlink(ino, inode, e, extra);
         else {
           if (e.type === 'char' || e.type === 'block') writeDevice(inode, e.devMajor ?? 0, e.devMinor ?? 0);
           setInodeBlocks(inode, extra);
@@ -649,13 +669,7 @@ class Ext4Writer {
     await this.finishDir(root);
   }
 
-  private async writeFile(
-    ino: number,
-    inode: Buffer,
-    e: Entry,
-    extraBlocks: number,
-    where: string,
-  ): Promise<void> {
+  private async writeFile(ino: number, inode: Buffer, e: Entry, extraBlocks: number): Promise<void> {
     const extents: Extent[] = [];
     let logical = 0;
     let total = 0;
@@ -664,7 +678,7 @@ class Ext4Writer {
     let fill = 0;
     // `src` holds the block at `at`; no per-block subarray, this runs for every 4 KiB of content.
     const place = (src: Buffer, at: number): Promise<void> | undefined => {
-      if (src.compare(ZERO_BLOCK, 0, BLOCK_SIZE, at, at + BLOCK_SIZE) === 0) {
+      if (isZeroBlock(src, at)) {
         // All-zero blocks become holes: sparse files stay sparse, and zeros cost no space.
         logical++;
         return undefined;
@@ -679,14 +693,17 @@ class Ext4Writer {
       throw new CloudletsError(
         'ENOTSUP',
         `a file of ${e.size} bytes exceeds ext4's 16 TiB limit with 4 KiB blocks`,
-        { where },
+        { where: this.currentPath },
       );
     }
     if (e.size > 0 && e.openContentSync) {
-      dataBlocks = await this.copySync(e.openContentSync(), e.size, extents, where);
+      dataBlocks = await this.copySync(e.openContentSync(), e.size, extents);
       total = e.size;
     } else if (e.size > 0) {
-      if (!e.content) throw new CloudletsError('ESOURCE', 'file entry has a size but no content', { where });
+      if (!e.content)
+        throw new CloudletsError('ESOURCE', 'file entry has a size but no content', {
+          where: this.currentPath,
+        });
       for await (const chunk of e.content()) {
         total += chunk.length;
         if (total > e.size) break;
@@ -715,7 +732,7 @@ class Ext4Writer {
         'ESOURCE',
         `file content is ${total > e.size ? 'longer' : 'shorter'} than its size ${e.size}`,
         {
-          where,
+          where: this.currentPath,
           hint: 'the file changed while the image was read',
         },
       );
@@ -736,12 +753,7 @@ class Ext4Writer {
    * All-zero blocks become holes, as in the streamed path, so both give the same filesystem.
    * Returns the number of data blocks; the reader checks at close that the file kept its size.
    */
-  private async copySync(
-    reader: SyncContentReader,
-    size: number,
-    extents: Extent[],
-    where: string,
-  ): Promise<number> {
+  private async copySync(reader: SyncContentReader, size: number, extents: Extent[]): Promise<number> {
     const blocks = Math.ceil(size / BLOCK_SIZE);
     let done = 0;
     let logical = 0;
@@ -771,7 +783,7 @@ class Ext4Writer {
         }
         if (got < want) {
           throw new CloudletsError('ESOURCE', `file content is shorter than its size ${size}`, {
-            where,
+            where: this.currentPath,
             hint: 'the file changed while the image was read',
           });
         }
@@ -779,16 +791,27 @@ class Ext4Writer {
         if (got < n * BLOCK_SIZE) stage.fill(0, base + got, base + n * BLOCK_SIZE);
         // Blocks read land at stage slots first..first+n; holes are squeezed out so that the slots stay
         // the contiguous physical blocks the allocator hands out (`room` guarantees no metadata between).
+        // `room` blocks from the cursor are free and contiguous, so the blocks kept take the next ones in
+        // turn, and go into the extents as runs rather than one block at a time.
         let w = first;
+        let runLogical = 0;
+        let runLength = 0;
         for (let j = first; j < first + n; j++) {
           const at = j * BLOCK_SIZE;
-          logical++;
-          if (stage.compare(ZERO_BLOCK, 0, BLOCK_SIZE, at, at + BLOCK_SIZE) === 0) continue;
+          const l = logical++;
+          if (isZeroBlock(stage, at)) continue;
           if (w !== j) stage.copyWithin(w * BLOCK_SIZE, at, at + BLOCK_SIZE);
-          addToExtents(extents, logical - 1, this.allocBlock());
+          if (runLength > 0 && runLogical + runLength === l) runLength++;
+          else {
+            if (runLength > 0) addRun(extents, runLogical, this.cursor - runLength, runLength);
+            runLogical = l;
+            runLength = 1;
+          }
+          this.cursor++;
           dataBlocks++;
           w++;
         }
+        if (runLength > 0) addRun(extents, runLogical, this.cursor - runLength, runLength);
         this.stageCount = w;
       }
       ok = true;
@@ -798,17 +821,11 @@ class Ext4Writer {
     return dataBlocks;
   }
 
-  private async writeSymlink(
-    ino: number,
-    inode: Buffer,
-    e: Entry,
-    extraBlocks: number,
-    where: string,
-  ): Promise<void> {
+  private async writeSymlink(ino: number, inode: Buffer, e: Entry, extraBlocks: number): Promise<void> {
     const t = e.linkTarget;
     if (!t || t.length === 0 || t.length >= BLOCK_SIZE || t.includes(0)) {
       throw new CloudletsError('ENOTSUP', 'symlink targets on ext4 are 1 to 4095 bytes without NUL', {
-        where,
+        where: this.currentPath,
       });
     }
     setInodeSize(inode, t.length);
@@ -923,6 +940,34 @@ interface GroupLayoutLike {
   inodeBitmap: number;
   inodeTable: number;
   hasSuper: boolean;
+}
+
+/** True when the 4 KiB block at `at` is all zeros; most blocks of content are told by their ends alone. */
+function isZeroBlock(buf: Buffer, at: number): boolean {
+  if (buf[at] !== 0 || buf[at + BLOCK_SIZE - 1] !== 0) return false;
+  return buf.compare(ZERO_BLOCK, 0, BLOCK_SIZE, at, at + BLOCK_SIZE) === 0;
+}
+
+/** Adds `length` blocks mapped from `logical` to `phys` on: the same extents as adding them one by one. */
+function addRun(extents: Extent[], logical: number, phys: number, length: number): void {
+  let l = logical;
+  let p = phys;
+  let rest = length;
+  const last = extents[extents.length - 1];
+  if (last && last.logical + last.length === l && last.physical + last.length === p) {
+    const n = Math.min(rest, MAX_EXTENT_LEN - last.length);
+    last.length += n;
+    l += n;
+    p += n;
+    rest -= n;
+  }
+  while (rest > 0) {
+    const n = Math.min(rest, MAX_EXTENT_LEN);
+    extents.push({ logical: l, physical: p, length: n });
+    l += n;
+    p += n;
+    rest -= n;
+  }
 }
 
 function addToExtents(extents: Extent[], logical: number, phys: number): void {

@@ -1,19 +1,21 @@
 /**
  * An image that is a directory on the host.
  *
- * The walk (synchronous `lstat` and `readdir`, sorted) runs on a worker thread (walk-worker.ts) while
- * the consumer works on what it has already sent; extended attributes come from `getfattr` runs
- * (xattrs.ts) alongside, and each path waits only for the run that covers it. Paths are Buffers throughout, so names with newlines or non-UTF-8 bytes come out
- * exactly. Entries come in byte order of their full paths (`/a`, `/a-b`, `/a/x`). Memory holds the
- * listings of the directories on the current path and a bounded number of walked entries, never file
- * content.
+ * The walk (every path's `lstat`, sorted) is done by GNU find (find-walk.ts), or else on a worker thread
+ * (walk-worker.ts) while the consumer works on what it has already sent; extended attributes come from
+ * `getfattr` runs (xattrs.ts) alongside, and each path waits only for the run that covers it. Paths are
+ * Buffers throughout, so names with newlines or non-UTF-8 bytes come out exactly. Entries come in byte
+ * order of their full paths (`/a`, `/a-b`, `/a/x`). Memory holds find's listing (up to 64 MiB, beyond
+ * which the thread walks), or for the thread the listings of the directories on the current path and a
+ * bounded number of walked entries; never file content.
  */
 import { type BigIntStats, lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { CloudletsError } from '../../errors.js';
 import { type Entry, type EntryType, eachEntry, type ImageSource } from '../entry.js';
+import { startFindWalk } from './find-walk.js';
 import { openHostFile, sourceError } from './host-file.js';
 import { type ResolveFs, resolveImagePath } from './resolve.js';
-import { prunedRootNames, startWalk, type WalkRecord } from './walk.js';
+import { prunedRootNames, type Walk, type WalkRecord } from './walk.js';
 import { startTreeXattrs, type TreeXattrRuns } from './xattrs.js';
 
 export interface DirectorySourceOptions {
@@ -101,9 +103,9 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   const host = (path: Buffer) =>
     path.length === 1 ? Buffer.from(realRoot) : Buffer.concat([hostRoot, path]);
 
-  /** The walk thread and the getfattr runs of one iteration, started as soon as asked for. */
+  /** The walk and the getfattr runs of one iteration, started as soon as asked for. */
   interface Reading {
-    walk: ReturnType<typeof startWalk>;
+    walk: Walk;
     xattrs: TreeXattrRuns | undefined;
     stop: () => void;
   }
@@ -112,6 +114,8 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     const stop = new AbortController();
     const onAbort = () => stop.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
+    // The walk first: what comes after waits for it more than for getfattr.
+    const walk = startFindWalk(realRoot, prunedRootNames(realRoot, opts.prune));
     const xattrs =
       opts.xattrs === false
         ? undefined
@@ -122,7 +126,6 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
             ...(opts.prune ? { prune: opts.prune } : {}),
             signal: stop.signal,
           });
-    const walk = startWalk(realRoot, prunedRootNames(realRoot, opts.prune));
     return {
       walk,
       xattrs,
@@ -139,7 +142,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   const entries = (): AsyncIterable<Entry> => eachEntry(entryBatches());
 
   async function* entryBatches(): AsyncIterable<readonly Entry[]> {
-    // The walk runs on a worker thread; the getfattr runs meanwhile (each path waits for its own).
+    // The walk (find-walk.ts) and the getfattr runs go on meanwhile (each path waits for its own run).
     const reading = ahead ?? startReading();
     ahead = undefined;
     const firstLinks = new Map<string, Buffer>();

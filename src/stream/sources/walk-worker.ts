@@ -128,6 +128,13 @@ export function walkerThread(req: NodeJS.Require): void {
     }
   };
 
+  /** A time as tv_sec and tv_nsec, which is never negative: 1.5 s before 1970 is -2 s + 0.5 s. */
+  const putTime = (ns: bigint, at: number) => {
+    const nsec = ((ns % NS) + NS) % NS;
+    view.setFloat64(at, Number((ns - nsec) / NS), true);
+    view.setUint32(at + 8, Number(nsec), true);
+  };
+
   /** Encodes one entry; false once asked to stop. */
   const emit = (path: Buffer, st: import('node:fs').BigIntStats): boolean => {
     let link: Buffer | undefined;
@@ -151,10 +158,8 @@ export function walkerThread(req: NodeJS.Require): void {
     view.setBigUint64(used + 40, st.ino, true);
     view.setBigUint64(used + 48, st.rdev, true);
     // Times again as seconds and nanoseconds: what git's index keeps, compared without a BigInt.
-    view.setFloat64(used + 56, Number(st.mtimeNs / NS), true);
-    view.setUint32(used + 64, Number(st.mtimeNs % NS), true);
-    view.setFloat64(used + 68, Number(st.ctimeNs / NS), true);
-    view.setUint32(used + 76, Number(st.ctimeNs % NS), true);
+    putTime(st.mtimeNs, used + 56);
+    putTime(st.ctimeNs, used + 68);
     used += 80;
     if (link) putBytes(link);
     else {

@@ -1,0 +1,135 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { spawnAsNobody } from '../../../test/helpers.js';
+import { MAX_LISTING_BYTES, parseFindListing, startFindWalk } from './find-walk.js';
+import { startWalk, type Walk, type WalkRecord } from './walk.js';
+
+let root: string;
+beforeEach(() => {
+  // Glob characters in the root's own name: find's -path patterns must take it literally.
+  root = mkdtempSync(join(tmpdir(), 'cloudlets-find [*?]\\-'));
+});
+afterEach(() => rmSync(root, { recursive: true, force: true }));
+
+async function all(walk: Walk): Promise<WalkRecord[]> {
+  const out: WalkRecord[] = [];
+  try {
+    for (let r = await walk.next(); r !== undefined; r = await walk.next()) out.push(...r);
+  } finally {
+    walk.stop();
+  }
+  return out;
+}
+
+/** Every field a consumer reads, including the ones read on demand. */
+const fields = (r: WalkRecord) => ({
+  path: r.path.toString('latin1'),
+  mode: r.mode,
+  uid: r.uid,
+  gid: r.gid,
+  nlink: r.nlink,
+  size: r.size,
+  mtimeNs: r.mtimeNs,
+  mtimeSec: r.mtimeSec,
+  mtimeNsec: r.mtimeNsec,
+  ctimeSec: r.ctimeSec,
+  ctimeNsec: r.ctimeNsec,
+  inoLow32: r.inoLow32,
+  dev: r.dev(),
+  ino: r.ino(),
+  link: r.link?.toString('latin1'),
+  rdev: (r.mode & 0o170000) === 0o020000 ? r.rdev() : undefined,
+});
+
+const touch = (path: string, when: string) => {
+  const r = spawnSync('touch', ['-h', '-d', when, path]);
+  expect(r.status, r.stderr?.toString()).toBe(0);
+};
+
+describe('startFindWalk (the walk by GNU find)', () => {
+  it('gives the same records in the same order as the walk thread, for awkward names, types and times', async () => {
+    mkdirSync(join(root, 'dir with space/sub'), { recursive: true });
+    writeFileSync(join(root, 'dir with space/sub/f'), 'content');
+    writeFileSync(join(root, 'new\nline'), 'x');
+    writeFileSync(join(root, 'glob*?[x]\\'), '');
+    writeFileSync(Buffer.concat([Buffer.from(`${root}/`), Buffer.from([0x6e, 0xff, 0xfe])]), 'not utf-8');
+    writeFileSync(join(root, 'a'), 'a');
+    writeFileSync(join(root, 'a-b'), 'ab');
+    mkdirSync(join(root, 'a.d'));
+    linkSync(join(root, 'a'), join(root, 'a.d/hardlink'));
+    symlinkSync('target with space\nand newline', join(root, 'link'));
+    spawnSync('mkfifo', [join(root, 'fifo')]);
+    writeFileSync(join(root, 'setuid'), '');
+    chmodSync(join(root, 'setuid'), 0o4755);
+    touch(join(root, 'a'), '@1700000000.123456789');
+    touch(join(root, 'new\nline'), '1969-12-31 23:59:58.5 UTC'); // tv_sec -2, tv_nsec 0.5 s
+    touch(join(root, 'link'), '@0');
+    if (process.getuid?.() === 0) spawnSync('mknod', [join(root, 'null'), 'c', '1', '3']);
+    mkdirSync(join(root, '.git/objects'), { recursive: true });
+    writeFileSync(join(root, '.hg'), 'a file, pruned all the same');
+    mkdirSync(join(root, 'sub/.git'), { recursive: true });
+
+    for (const pruned of [[], ['.git', '.hg']]) {
+      const byFind = (await all(startFindWalk(root, pruned))).map(fields);
+      const byThread = (await all(startWalk(root, pruned))).map(fields);
+      expect(byFind).toEqual(byThread);
+      expect(byFind.length).toBeGreaterThan(pruned.length === 0 ? 18 : 15);
+    }
+    const records = (await all(startFindWalk(root, ['.git', '.hg']))).map(fields);
+    expect(records.map((r) => r.path)).not.toContain('/.git');
+    expect(records.map((r) => r.path)).toContain('/sub/.git');
+    expect(records.find((r) => r.path === '/a')).toMatchObject({ mtimeNs: 1_700_000_000_123_456_789n });
+    expect(records.find((r) => r.path === '/new\nline')).toMatchObject({ mtimeNs: -1_500_000_000n });
+  });
+
+  it('walks with the thread when find cannot be run', async () => {
+    writeFileSync(join(root, 'f'), 'x');
+    const path = process.env.PATH;
+    process.env.PATH = join(root, 'no-such-dir');
+    try {
+      const paths = (await all(startFindWalk(root, []))).map((r) => r.path.toString());
+      expect(paths).toEqual(['/', '/f']);
+    } finally {
+      process.env.PATH = path;
+    }
+  });
+
+  it('refuses a listing it does not know rather than guess', () => {
+    expect(() => parseFindListing(Buffer.from('f 644 0 0 1 3 17.5 17.5 1 1 /r/x\0\0'), 2)).toThrow(
+      /unexpected find output/,
+    );
+    expect(MAX_LISTING_BYTES).toBeGreaterThan(1 << 20);
+  });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'a directory find cannot read goes to the thread, which fails at that path (seen as `nobody`)',
+    () => {
+      chmodSync(root, 0o755);
+      mkdirSync(join(root, 'a'));
+      mkdirSync(join(root, 'locked'), { mode: 0o700 });
+      writeFileSync(join(root, 'locked/x'), 'x');
+      const walkModule = new URL('../../../dist/stream/sources/find-walk.js', import.meta.url).href;
+      const program = `
+        const { startFindWalk } = await import(${JSON.stringify(walkModule)});
+        const walk = startFindWalk(${JSON.stringify(root)}, []);
+        const seen = [];
+        try {
+          for (let r = await walk.next(); r; r = await walk.next()) seen.push(...r.map((x) => x.path.toString()));
+        } catch (err) {
+          console.log(JSON.stringify({ seen, code: err.code, where: err.where, message: err.message }));
+        }
+        walk.stop();`;
+      const r = spawnAsNobody([process.execPath, '--input-type=module', '-e', program]);
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({
+        seen: ['/', '/a', '/locked'],
+        code: 'ESOURCE',
+        where: '/locked',
+        message: 'cannot list directory: EACCES',
+      });
+    },
+  );
+});
