@@ -107,6 +107,8 @@ async function mkimage(
       ['-O', format, '-d', join(libDir, format), '-c', cfg, '-p', '/boot/grub', '-o', out, ...modules],
       {
         env: o.env,
+        // Built beside the root filesystem's write, which is the build's longest part and does not need it.
+        nice: 10,
         hint: `install grub-pc-bin and grub-efi-amd64-bin (GRUB's ${format} files in ${libDir}/${format})`,
       },
     );

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { setPriority } from 'node:os';
 import { CloudletsError } from '../errors.js';
 
 export interface RunToolOptions {
@@ -6,6 +7,11 @@ export interface RunToolOptions {
   /** What to do when the program is missing or fails. */
   hint?: string;
   timeoutMs?: number;
+  /**
+   * Run below this process's priority (a nice value, e.g. 10): for work done beside the command's own
+   * that it needs only later, so that it takes the cores the command leaves rather than the command's.
+   */
+  nice?: number | undefined;
 }
 
 /** Runs a host program with an argument array (no shell); a missing program or a failure is a CloudletsError. */
@@ -15,7 +21,7 @@ export function runTool(
   o: RunToolOptions = {},
 ): Promise<{ stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       cmd,
       args,
       { env: o.env ?? process.env, encoding: 'buffer', timeout: o.timeoutMs ?? 60_000, maxBuffer: 64 << 20 },
@@ -35,5 +41,12 @@ export function runTool(
         } else resolve({ stdout, stderr: errText });
       },
     );
+    if (o.nice !== undefined && child.pid !== undefined) {
+      try {
+        setPriority(child.pid, o.nice);
+      } catch {
+        // It has already ended, or this system does not allow it: it runs at this process's priority.
+      }
+    }
   });
 }

@@ -55,6 +55,7 @@ export async function scanTree(entries: EntryStream, opts: ScanOptions = {}): Pr
     replay: undefined,
   };
   const tally = createExt4Tally();
+  let newestNs = 0n;
   let kept: Entry[] | undefined = opts.keep ? [] : undefined;
   let buffered = 0;
   // Hashing a line per entry costs a native call each: batch the text and hash it in large pieces.
@@ -83,14 +84,18 @@ export async function scanTree(entries: EntryStream, opts: ScanOptions = {}): Pr
       tally.add(e);
       // Only /boot and the few paths we look up are kept: a million-file tree must not cost a million strings.
       const path = e.path;
-      if (path.equals(ETC) || path.equals(FSTAB) || (path.length > BOOT.length && path.indexOf(BOOT) === 0)) {
+      // Byte tests first: the calls below cost a native call each, for every path of the tree.
+      if (
+        path[1] === 0x65 /* e */
+          ? path.equals(ETC) || path.equals(FSTAB)
+          : path[1] === 0x62 /* b */ && path.length > BOOT.length && path.indexOf(BOOT) === 0
+      ) {
         const p = path.toString('utf8');
         s.paths.add(p);
         if (p === '/etc/fstab') s.hasFstab = true;
         if (p === '/etc' && e.type === 'dir') s.hasEtc = true;
       }
-      const sec = Number(e.mtimeNs / 1_000_000_000n);
-      if (sec > s.newestMtimeSec) s.newestMtimeSec = sec;
+      if (e.mtimeNs > newestNs) newestNs = e.mtimeNs;
       if (!wantDigest) continue;
       // Paths and link targets are raw bytes; latin1 maps each byte to one character and back.
       pending += `${e.path.toString('latin1')}\0${e.type} ${e.mode} ${e.uid} ${e.gid} ${e.size} ${e.mtimeNs} ${e.devMajor ?? ''} ${e.devMinor ?? ''}\0`;
@@ -101,6 +106,7 @@ export async function scanTree(entries: EntryStream, opts: ScanOptions = {}): Pr
       }
     }
   s.ext4 = tally.result();
+  if (newestNs > 0n) s.newestMtimeSec = Number(newestNs / 1_000_000_000n);
   if (wantDigest) s.digest = hash.update(pending, 'latin1').digest('hex');
   s.replay = kept;
   return s;

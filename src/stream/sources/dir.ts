@@ -176,7 +176,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
           return hostPath;
         };
         if (r.nlink > 1) {
-          const key = `${r.dev()}:${r.ino()}`;
+          const key = r.inodeKey();
           const first = firstLinks.get(key);
           if (first) {
             type = entry.type = 'hardlink';

@@ -43,6 +43,10 @@ for (const [letter, bits] of Object.entries(TYPE_BITS)) TYPE_BY_BYTE[letter.char
 
 const NS = 1_000_000_000n;
 
+/**
+ * One path of the listing. The numbers find prints as text that few consumers need (device and inode
+ * numbers, the host path) stay in the listing, by offset, until asked for: most paths never are.
+ */
 class FoundRecord implements WalkRecord {
   constructor(
     readonly path: Buffer,
@@ -55,27 +59,38 @@ class FoundRecord implements WalkRecord {
     readonly mtimeNsec: number,
     readonly ctimeSec: number,
     readonly ctimeNsec: number,
-    private readonly inoText: string,
-    private readonly devText: string,
     readonly link: Buffer | undefined,
-    /** The host path, for what find does not print (a device's numbers). */
-    private readonly hostPath: Buffer,
+    private readonly listing: Buffer,
+    /** Offsets in the listing: the inode number, the space before the device number, the space after. */
+    private readonly inoAt: number,
+    private readonly devAt: number,
+    private readonly devEnd: number,
+    /** Where the host path (find's %p) starts; it ends where `path` does. */
+    private readonly hostAt: number,
   ) {}
   get mtimeNs(): bigint {
     return BigInt(this.mtimeSec) * NS + BigInt(this.mtimeNsec);
   }
   get inoLow32(): number {
-    return Number(BigInt(this.inoText) & 0xffffffffn);
+    return Number(this.ino() & 0xffffffffn);
+  }
+  private text(from: number, to: number): string {
+    return this.listing.toString('latin1', from, to);
   }
   dev(): bigint {
-    return BigInt(this.devText);
+    return BigInt(this.text(this.devAt + 1, this.devEnd));
   }
   ino(): bigint {
-    return BigInt(this.inoText);
+    return BigInt(this.text(this.inoAt, this.devAt));
+  }
+  inodeKey(): string {
+    return `${this.text(this.devAt + 1, this.devEnd)}:${this.text(this.inoAt, this.devAt)}`;
   }
   rdev(): bigint {
+    // find does not print it: a device (rare) is asked directly.
+    const hostPath = this.listing.subarray(this.hostAt, this.listing.indexOf(0, this.hostAt));
     try {
-      return lstatSync(this.hostPath, { bigint: true }).rdev;
+      return lstatSync(hostPath, { bigint: true }).rdev;
     } catch (err) {
       throw sourceError(err, this.path, 'read metadata');
     }
@@ -131,10 +146,12 @@ export function parseFindListing(out: Buffer, prefix: number): FoundRecord[] {
     at++;
     return [negative ? -sec : sec, nsec];
   };
-  const word = (): string => {
+  /** Digits up to a space (the inode and device numbers, read later), and the space. */
+  const skipWord = () => {
     const from = at;
     while (out[at] !== 0x20) if (++at >= n) bad();
-    return out.toString('latin1', from, at++);
+    if (at === from) bad();
+    at++;
   };
   while (at < n) {
     const type = TYPE_BY_BYTE[out[at] as number] ?? 0;
@@ -147,11 +164,14 @@ export function parseFindListing(out: Buffer, prefix: number): FoundRecord[] {
     const size = decimal();
     const [mtimeSec, mtimeNsec] = time();
     const [ctimeSec, ctimeNsec] = time();
-    const ino = word();
-    const dev = word();
+    const inoAt = at;
+    skipWord();
+    const devAt = at - 1;
+    skipWord();
+    const devEnd = at - 1;
     const pathEnd = out.indexOf(0, at);
     if (pathEnd < 0) bad();
-    const hostPath = out.subarray(at, pathEnd);
+    const hostAt = at;
     // The root itself is printed as the root's path: it is `/` in the image.
     const path = pathEnd - at <= prefix ? Buffer.from('/') : out.subarray(at + prefix, pathEnd);
     at = pathEnd + 1;
@@ -171,10 +191,12 @@ export function parseFindListing(out: Buffer, prefix: number): FoundRecord[] {
         mtimeNsec,
         ctimeSec,
         ctimeNsec,
-        ino,
-        dev,
         link,
-        hostPath,
+        out,
+        inoAt,
+        devAt,
+        devEnd,
+        hostAt,
       ),
     );
   }

@@ -22,6 +22,8 @@ export interface WalkRecord extends HostStat {
   dev(): bigint;
   ino(): bigint;
   rdev(): bigint;
+  /** `dev:ino` in decimal: what hard links to one file share. */
+  inodeKey(): string;
 }
 
 export interface Walk {
@@ -156,6 +158,9 @@ class DecodedRecord implements WalkRecord {
   }
   rdev(): bigint {
     return this.view.getBigUint64(this.fields + 48, true);
+  }
+  inodeKey(): string {
+    return `${this.dev()}:${this.ino()}`;
   }
   get mtimeSec(): number {
     return this.view.getFloat64(this.fields + 56, true);
