@@ -4,9 +4,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: the programs our tests use as real consumers (GNU tar, bsdtar, e2fsck, qemu...) and the
-# few the tool itself calls (getfattr/setfattr for xattrs, zstd on Node 20, grub-mkimage for boot images).
+# few the tool itself calls (getfattr/setfattr for xattrs, GNU find for directory listings, zstd on Node 20,
+# grub-mkimage for boot images).
 PACKAGES=(
-  attr libarchive-tools tar zstd gzip git mercurial time
+  attr findutils libarchive-tools tar zstd gzip git mercurial time
   e2fsprogs dosfstools mtools fdisk gdisk
   grub-pc-bin grub-efi-amd64-bin grub2-common
   qemu-system-x86 qemu-utils ovmf busybox-static cpio xorriso libxml2-utils xz-utils

@@ -72,7 +72,11 @@ class FoundRecord implements WalkRecord {
     return BigInt(this.mtimeSec) * NS + BigInt(this.mtimeNsec);
   }
   get inoLow32(): number {
-    return Number(this.ino() & 0xffffffffn);
+    // A commit compares it for every path: read without a BigInt while the number is exact as a double.
+    if (this.devAt - this.inoAt > 15) return Number(this.ino() & 0xffffffffn);
+    let v = 0;
+    for (let i = this.inoAt; i < this.devAt; i++) v = v * 10 + ((this.listing[i] as number) - 0x30);
+    return v % 2 ** 32;
   }
   private text(from: number, to: number): string {
     return this.listing.toString('latin1', from, to);
