@@ -65,7 +65,13 @@ export async function readJsonInput(ctx: CliContext, value: string, what: string
 export async function withImage<T>(
   ctx: CliContext,
   spec: string,
-  opts: { manifestFile?: string | undefined; strict?: boolean | undefined; exporting?: boolean },
+  opts: {
+    manifestFile?: string | undefined;
+    strict?: boolean | undefined;
+    exporting?: boolean;
+    /** How a directory image is walked (OpenImageOptions.walk). */
+    walk?: 'thread' | 'find';
+  },
   use: (image: Image) => Promise<T> | T,
 ): Promise<T> {
   if (opts.exporting) prestartRenderer();
@@ -74,6 +80,7 @@ export async function withImage<T>(
       ...(opts.manifestFile === undefined ? {} : { manifestFile: opts.manifestFile }),
       ...(opts.strict ? { strict: true } : {}),
       ...(opts.exporting ? { readAhead: true } : {}),
+      ...(opts.walk ? { walk: opts.walk } : {}),
     });
     try {
       for (const w of image.warnings) warn(ctx, w);

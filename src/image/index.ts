@@ -13,6 +13,8 @@ export interface OpenImageOptions {
    * manifest is loaded and checked (ImageSource.readAhead).
    */
   readAhead?: boolean;
+  /** How a directory is walked (DirectorySourceOptions.walk): 'find' for a caller that reads it all first. */
+  walk?: 'thread' | 'find' | undefined;
 }
 
 export interface Image extends LoadedManifest {
@@ -48,7 +50,7 @@ export async function openImage(spec: string, opts: OpenImageOptions = {}): Prom
   } else {
     kind = await kindOf(spec);
     if (kind === 'directory') {
-      source = openDirectorySource(spec, { prune: isRootVcsDir });
+      source = openDirectorySource(spec, { prune: isRootVcsDir, ...(opts.walk ? { walk: opts.walk } : {}) });
     } else {
       const { openTarSource } = await import('../stream/sources/tar.js');
       source = await openTarSource(spec);

@@ -145,7 +145,9 @@ export async function withBuildImage<T>(
     enabled: ctx.interactive,
     label: basename(prepared.output),
   });
-  return withImage(ctx, image, { manifestFile: prepared.manifestFile, exporting: true }, async (img) => {
+  // A build reads every entry's metadata before it writes (sizes, kernels): the whole listing at once.
+  const opening = { manifestFile: prepared.manifestFile, exporting: true, walk: 'find' as const };
+  return withImage(ctx, image, opening, async (img) => {
     const configuration = validateConfiguration(img.manifest, prepared.input.value, {
       where: prepared.input.where,
     });

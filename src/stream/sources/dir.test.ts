@@ -132,6 +132,23 @@ describe('openDirectorySource', () => {
     },
   );
 
+  it("gives the same entries walked by GNU find (walk: 'find') as by the walk thread", async () => {
+    mkdirSync(at('/d/e'), { recursive: true });
+    writeFileSync(at('/d/e/f'), 'content');
+    writeFileSync(at('/b'), 'shared');
+    linkSync(at('/b'), at('/a'));
+    symlinkSync('d/e/f', at('/link'));
+    execFileSync('mkfifo', [at('/p').toString()]);
+    if (isRoot) execFileSync('mknod', [at('/c').toString(), 'c', '4', '64']);
+    const plain = (e: Entry) => ({ ...e, content: undefined, openContentSync: undefined });
+    const byThread = await collect(openDirectorySource(root));
+    const byFind = await collect(openDirectorySource(root, { walk: 'find' }));
+    expect(byFind.map(plain)).toEqual(byThread.map(plain));
+    expect(byFind.length).toBe(isRoot ? 9 : 8);
+    const f = byFind.find((e) => e.path.toString() === '/d/e/f')!;
+    expect((await readAll(f)).toString()).toBe('content');
+  });
+
   it('splits Linux device numbers', () => {
     expect(splitDev((4n << 8n) | 64n)).toEqual({ major: 4, minor: 64 });
     // major 259 and minor 300000 use the high bits of both halves.

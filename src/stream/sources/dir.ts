@@ -1,13 +1,13 @@
 /**
  * An image that is a directory on the host.
  *
- * The walk (every path's `lstat`, sorted) is done by GNU find (find-walk.ts), or else on a worker thread
- * (walk-worker.ts) while the consumer works on what it has already sent; extended attributes come from
- * `getfattr` runs (xattrs.ts) alongside, and each path waits only for the run that covers it. Paths are
- * Buffers throughout, so names with newlines or non-UTF-8 bytes come out exactly. Entries come in byte
- * order of their full paths (`/a`, `/a-b`, `/a/x`). Memory holds find's listing (up to 64 MiB, beyond
- * which the thread walks), or for the thread the listings of the directories on the current path and a
- * bounded number of walked entries; never file content.
+ * The walk (every path's `lstat`, sorted) runs on a worker thread (walk-worker.ts) while the consumer works
+ * on what it has already sent, or is GNU find's listing of the whole tree (find-walk.ts) for a consumer
+ * that reads it all first; extended attributes come from `getfattr` runs (xattrs.ts) alongside, and each
+ * path waits only for the run that covers it. Paths are Buffers throughout, so names with newlines or
+ * non-UTF-8 bytes come out exactly. Entries come in byte order of their full paths (`/a`, `/a-b`,
+ * `/a/x`). Memory holds the listings of the directories on the current path and a bounded number of
+ * walked entries, or find's listing (up to 64 MiB, beyond which the thread walks); never file content.
  */
 import { type BigIntStats, lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { CloudletsError } from '../../errors.js';
@@ -15,7 +15,7 @@ import { type Entry, type EntryType, eachEntry, type ImageSource } from '../entr
 import { startFindWalk } from './find-walk.js';
 import { openHostFile, sourceError } from './host-file.js';
 import { type ResolveFs, resolveImagePath } from './resolve.js';
-import { prunedRootNames, type Walk, type WalkRecord } from './walk.js';
+import { prunedRootNames, startWalk, type Walk, type WalkRecord } from './walk.js';
 import { startTreeXattrs, type TreeXattrRuns } from './xattrs.js';
 
 export interface DirectorySourceOptions {
@@ -25,6 +25,13 @@ export interface DirectorySourceOptions {
    * predicate stays here), as for getfattr. Default: nothing skipped.
    */
   prune?: (path: Buffer) => boolean;
+  /**
+   * How the tree is walked. 'thread' (default): on a worker thread, the entries of the first directories
+   * coming while the rest is walked. 'find': listed whole by GNU find, then sorted (find-walk.ts): less
+   * CPU, but no entry before the whole listing is in; for a consumer that reads every entry before it
+   * writes anything (a disk build's scan). Without a usable find, the thread walks.
+   */
+  walk?: 'thread' | 'find';
   /** Read extended attributes with getfattr; default true. */
   xattrs?: boolean;
   /** Bounds on each getfattr run. */
@@ -115,7 +122,8 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     const onAbort = () => stop.abort(opts.signal?.reason);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
     // The walk first: what comes after waits for it more than for getfattr.
-    const walk = startFindWalk(realRoot, prunedRootNames(realRoot, opts.prune));
+    const pruned = prunedRootNames(realRoot, opts.prune);
+    const walk = opts.walk === 'find' ? startFindWalk(realRoot, pruned) : startWalk(realRoot, pruned);
     const xattrs =
       opts.xattrs === false
         ? undefined
@@ -142,7 +150,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   const entries = (): AsyncIterable<Entry> => eachEntry(entryBatches());
 
   async function* entryBatches(): AsyncIterable<readonly Entry[]> {
-    // The walk (find-walk.ts) and the getfattr runs go on meanwhile (each path waits for its own run).
+    // The walk and the getfattr runs go on meanwhile (each path waits for its own run).
     const reading = ahead ?? startReading();
     ahead = undefined;
     const firstLinks = new Map<string, Buffer>();

@@ -104,60 +104,72 @@ class FoundRecord implements WalkRecord {
 /** A listing find printed in a form this parser does not know: the walk thread does it instead. */
 class UnexpectedListing extends Error {}
 
-/** Parses find's listing (see the module comment); `prefix` bytes of the root are cut from each path. */
-export function parseFindListing(out: Buffer, prefix: number): FoundRecord[] {
-  const records: FoundRecord[] = [];
-  const n = out.length;
-  let at = 0;
+/**
+ * Parses the complete records of `out` from `from` into `records` (see the module comment; `prefix` bytes
+ * of the root are cut from each path); returns where the first incomplete record starts, out.length when
+ * none is. A record is complete once its two NULs, after the path and after the link, have come.
+ */
+export function parseFindRecords(out: Buffer, from: number, prefix: number, records: WalkRecord[]): number {
+  let at = from;
+  /** Where the current record's fields end (its path's NUL): nothing is read past it. */
+  let limit = 0;
   const bad = (): never => {
     throw new UnexpectedListing(`unexpected find output at byte ${at}`);
   };
   /** A decimal number and the space after it. */
   const decimal = (): number => {
     let v = 0;
-    const from = at;
+    const start = at;
     for (let c = out[at] as number; c >= 0x30 && c <= 0x39; c = out[++at] as number) v = v * 10 + (c - 0x30);
-    if (at === from || out[at] !== 0x20) bad();
+    if (at === start || at >= limit || out[at] !== 0x20) bad();
     at++;
     return v;
   };
   const octal = (): number => {
     let v = 0;
-    const from = at;
+    const start = at;
     for (let c = out[at] as number; c >= 0x30 && c <= 0x37; c = out[++at] as number) v = v * 8 + (c - 0x30);
-    if (at === from || out[at] !== 0x20) bad();
+    if (at === start || at >= limit || out[at] !== 0x20) bad();
     at++;
     return v;
   };
-  /** `[-]SEC.NNNNNNNNN0 `: tv_sec and tv_nsec as printed. */
-  const time = (): [number, number] => {
+  // `[-]SEC.NNNNNNNNN0 `: tv_sec and tv_nsec as printed, into these two.
+  let sec = 0;
+  let nsec = 0;
+  const time = (): void => {
     const negative = out[at] === 0x2d;
     if (negative) at++;
-    let sec = 0;
-    const from = at;
+    sec = 0;
+    const start = at;
     for (let c = out[at] as number; c >= 0x30 && c <= 0x39; c = out[++at] as number)
       sec = sec * 10 + (c - 0x30);
-    if (at === from || out[at] !== 0x2e) bad();
+    if (at === start || out[at] !== 0x2e || at + 10 >= limit) bad();
     at++;
-    let nsec = 0;
+    nsec = 0;
     for (let k = 0; k < 9; k++) {
       const c = out[at + k] as number;
       if (c < 0x30 || c > 0x39) bad();
       nsec = nsec * 10 + (c - 0x30);
     }
     at += 9;
-    while (out[at] !== 0x20) if (++at >= n) bad();
+    while (out[at] !== 0x20) if (++at >= limit) bad();
     at++;
-    return [negative ? -sec : sec, nsec];
+    if (negative) sec = -sec;
   };
   /** Digits up to a space (the inode and device numbers, read later), and the space. */
   const skipWord = () => {
-    const from = at;
-    while (out[at] !== 0x20) if (++at >= n) bad();
-    if (at === from) bad();
+    const start = at;
+    while (out[at] !== 0x20) if (++at >= limit) bad();
+    if (at === start) bad();
     at++;
   };
+  const n = out.length;
   while (at < n) {
+    const start = at;
+    const pathEnd = out.indexOf(0, at);
+    const linkEnd = pathEnd < 0 ? -1 : out.indexOf(0, pathEnd + 1);
+    if (linkEnd < 0) return start;
+    limit = pathEnd;
     const type = TYPE_BY_BYTE[out[at] as number] ?? 0;
     if (out[at + 1] !== 0x20) bad();
     at += 2;
@@ -166,22 +178,19 @@ export function parseFindListing(out: Buffer, prefix: number): FoundRecord[] {
     const gid = decimal();
     const nlink = decimal();
     const size = decimal();
-    const [mtimeSec, mtimeNsec] = time();
-    const [ctimeSec, ctimeNsec] = time();
+    time();
+    const mtimeSec = sec;
+    const mtimeNsec = nsec;
+    time();
     const inoAt = at;
     skipWord();
     const devAt = at - 1;
     skipWord();
     const devEnd = at - 1;
-    const pathEnd = out.indexOf(0, at);
-    if (pathEnd < 0) bad();
     const hostAt = at;
     // The root itself is printed as the root's path: it is `/` in the image.
     const path = pathEnd - at <= prefix ? Buffer.from('/') : out.subarray(at + prefix, pathEnd);
-    at = pathEnd + 1;
-    const linkEnd = out.indexOf(0, at);
-    if (linkEnd < 0) bad();
-    const link = type === 0o120000 ? out.subarray(at, linkEnd) : undefined;
+    const link = type === 0o120000 ? out.subarray(pathEnd + 1, linkEnd) : undefined;
     at = linkEnd + 1;
     records.push(
       new FoundRecord(
@@ -193,8 +202,8 @@ export function parseFindListing(out: Buffer, prefix: number): FoundRecord[] {
         size,
         mtimeSec,
         mtimeNsec,
-        ctimeSec,
-        ctimeNsec,
+        sec,
+        nsec,
         link,
         out,
         inoAt,
@@ -203,6 +212,15 @@ export function parseFindListing(out: Buffer, prefix: number): FoundRecord[] {
         hostAt,
       ),
     );
+  }
+  return at;
+}
+
+/** Parses a whole listing; one that ends inside a record is not one find printed. */
+export function parseFindListing(out: Buffer, prefix: number): WalkRecord[] {
+  const records: WalkRecord[] = [];
+  if (parseFindRecords(out, 0, prefix, records) !== out.length) {
+    throw new UnexpectedListing('find output ends inside a record');
   }
   return records;
 }
@@ -226,7 +244,10 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
     Buffer.from(Buffer.from(name, 'latin1').toString(), 'utf8').equals(Buffer.from(name, 'latin1')),
   );
   let child: ChildProcess | undefined;
-  const chunks: Buffer[] = [];
+  // Parsed as it comes (find takes longer than the parse): what is left is one incomplete record.
+  const records: WalkRecord[] = [];
+  let rest: Buffer | undefined;
+  const prefix = Buffer.byteLength(rootText);
   let bytes = 0;
   let trouble = !exact;
   const listed = new Promise<boolean>((resolve) => {
@@ -238,10 +259,21 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
     );
     child.stdout!.on('data', (chunk: Buffer) => {
       bytes += chunk.length;
+      if (trouble) return;
       if (bytes > MAX_LISTING_BYTES) {
         trouble = true;
         child!.kill('SIGKILL');
-      } else chunks.push(chunk);
+        return;
+      }
+      const out = rest ? Buffer.concat([rest, chunk]) : chunk;
+      try {
+        const end = parseFindRecords(out, 0, prefix, records);
+        rest = end < out.length ? out.subarray(end) : undefined;
+      } catch (err) {
+        if (!(err instanceof UnexpectedListing)) throw err;
+        trouble = true;
+        child!.kill('SIGKILL');
+      }
     });
     child.stderr!.on('data', () => {
       trouble = true;
@@ -249,7 +281,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
     child.on('error', () => {
       trouble = true;
     });
-    child.on('close', (code) => resolve(code === 0 && !trouble));
+    child.on('close', (code) => resolve(code === 0 && !trouble && rest === undefined));
   });
 
   let batches: WalkRecord[][] | undefined;
@@ -259,17 +291,10 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
     async next() {
       if (thread) return thread.next();
       if (!batches) {
-        let records: FoundRecord[] | undefined;
-        if (await listed) {
-          try {
-            records = parseFindListing(Buffer.concat(chunks, bytes), Buffer.byteLength(rootText));
-          } catch (err) {
-            if (!(err instanceof UnexpectedListing)) throw err;
-          }
-        }
-        chunks.length = 0;
+        const complete = await listed;
         if (stopped) return undefined;
-        if (!records) {
+        if (!complete) {
+          records.length = 0;
           thread = startWalk(realRoot, pruned, opts);
           return thread.next();
         }
@@ -277,6 +302,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
         batches = [];
         for (let i = records.length; i > 0; i -= BATCH)
           batches.push(records.slice(Math.max(0, i - BATCH), i));
+        records.length = 0;
       }
       return batches.pop();
     },
