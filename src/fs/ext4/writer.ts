@@ -527,8 +527,9 @@ class Ext4Writer {
   private lastPath: Buffer | undefined;
 
   async consume(entries: EntryStream): Promise<void> {
-    // A batch at a time in a function of its own: V8 optimizes it while it runs (on-stack replacement),
-    // and code optimized inside this loop would be thrown away at its next `await` of the stream.
+    // A batch at a time, in a function of its own: optimized while the first batch runs (on-stack
+    // replacement), one loop over the stream would meet the stream's next() with no type feedback for it
+    // and be thrown away there, to be compiled again (seen with --trace-deopt).
     for await (const item of entries) await this.consumeBatch(asBatch(item));
     await this.finishTree();
   }
