@@ -14,21 +14,6 @@ import { Script } from 'node:vm';
 
 const dir = dirname(fileURLToPath(import.meta.url));
 
-// The threads Node has started so far are all helpers: V8's optimizing compiler and garbage collector
-// helpers, and the platform's timer thread. Every command's work is on the main thread (and on the threads
-// and processes it starts later, which keep its priority). On a machine with few cores the helpers take
-// the main thread's turn whenever all cores are busy; at a lower priority they run on what it leaves.
-// Measured on 2 cores: a 300 MB qcow2 build 5-8% faster, nothing slower. Linux: each thread is a task
-// of /proc/self/task, and setpriority on a task id changes that thread alone. Elsewhere nothing changes.
-const HELPER_NICE = 10;
-try {
-  for (const task of readdirSync('/proc/self/task')) {
-    if (Number(task) !== process.pid) setPriority(Number(task), HELPER_NICE);
-  }
-} catch {
-  // No /proc, or a sandbox that forbids it: the helpers keep their priority.
-}
-
 // The commands that export an image wait first of all for the template renderer's child to start, so it
 // is spawned here, before the program is compiled (~15 ms sooner than from its first module), and sent
 // ejs to prepare. renderer-child.json is written by the build: the child's arguments, spawn options and
@@ -37,6 +22,25 @@ const EXPORTING = ['tar', 'build'];
 const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
 const exporting = EXPORTING.includes(command ?? '') && !process.argv.includes('--help');
 const start = { exporting };
+
+// An export (tar, build) is the command's own work on its main thread, plus the threads and processes it
+// starts later (they keep its priority). The threads Node has started so far are all helpers: V8's
+// optimizing compiler and garbage collector helpers, and the platform's timer thread. On a machine with
+// few cores they take the main thread's turn whenever all cores are busy; at a lower priority they run on
+// what it leaves. Measured on 2 cores: a 300 MB qcow2 build 5-8% faster, a tar archive no slower. Not for
+// the other commands: a commit, whose git processes keep the cores busy, was 3-5% slower with them lowered
+// (its optimized code and garbage collection came later). Linux: each thread is a task of /proc/self/task,
+// and setpriority on a task id changes that thread alone; elsewhere nothing changes.
+const HELPER_NICE = 10;
+if (exporting) {
+  try {
+    for (const task of readdirSync('/proc/self/task')) {
+      if (Number(task) !== process.pid) setPriority(Number(task), HELPER_NICE);
+    }
+  } catch {
+    // No /proc, or a sandbox that forbids it: the helpers keep their priority.
+  }
+}
 const childFile = join(dir, 'renderer-child.json');
 if (exporting && existsSync(childFile)) {
   const early = JSON.parse(readFileSync(childFile, 'utf8'));
