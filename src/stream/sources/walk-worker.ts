@@ -130,8 +130,13 @@ export function walkerThread(req: NodeJS.Require): void {
 
   /** A time as tv_sec and tv_nsec, which is never negative: 1.5 s before 1970 is -2 s + 0.5 s. */
   const putTime = (ns: bigint, at: number) => {
-    const nsec = ((ns % NS) + NS) % NS;
-    view.setFloat64(at, Number((ns - nsec) / NS), true);
+    let sec = ns / NS;
+    let nsec = ns % NS;
+    if (nsec < 0n) {
+      nsec += NS;
+      sec -= 1n;
+    }
+    view.setFloat64(at, Number(sec), true);
     view.setUint32(at + 8, Number(nsec), true);
   };
 
