@@ -82,3 +82,30 @@ export function spawnAsNobody(
     ...(opts.env ? { env: opts.env } : {}),
   });
 }
+
+/**
+ * Walks `root` as the user `nobody` with `start` (startWalk or startFindWalk) from the built module
+ * `module` (dist/stream/sources/...): the paths it gave, then the error that ended it; needs root.
+ */
+export function walkAsNobody(
+  module: string,
+  start: 'startWalk' | 'startFindWalk',
+  root: string,
+): { seen: string[]; code?: string; where?: string; message?: string } {
+  const href = new URL(`../dist/stream/sources/${module}`, import.meta.url).href;
+  const program = `
+    const { ${start} } = await import(${JSON.stringify(href)});
+    const walk = ${start}(${JSON.stringify(root)}, []);
+    const seen = [];
+    let failure = {};
+    try {
+      for (let r = await walk.next(); r; r = await walk.next()) seen.push(...r.map((x) => x.path.toString()));
+    } catch (err) {
+      failure = { code: err.code, where: err.where, message: err.message };
+    }
+    walk.stop();
+    console.log(JSON.stringify({ seen, ...failure }));`;
+  const r = spawnAsNobody([process.execPath, '--input-type=module', '-e', program]);
+  if (r.status !== 0) throw new Error(`the walk as nobody failed: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}

@@ -388,7 +388,7 @@ class Ext4Writer {
     const extents: Extent[] = [];
     for (let i = 0; i < blocks.length; i++) {
       const phys = this.allocBlock();
-      addToExtents(extents, i, phys);
+      addRun(extents, i, phys, 1);
       const p = this.stageBlock(phys, blocks[i] as Buffer);
       if (p) await p;
     }
@@ -697,7 +697,7 @@ class Ext4Writer {
         return undefined;
       }
       const phys = this.allocBlock();
-      addToExtents(extents, logical, phys);
+      addRun(extents, logical, phys, 1);
       logical++;
       dataBlocks++;
       return this.stageBlock(phys, src, at);
@@ -961,7 +961,7 @@ function isZeroBlock(buf: Buffer, at: number): boolean {
   return buf.compare(ZERO_BLOCK, 0, BLOCK_SIZE, at, at + BLOCK_SIZE) === 0;
 }
 
-/** Adds `length` blocks mapped from `logical` to `phys` on: the same extents as adding them one by one. */
+/** Maps `length` blocks from `logical` to `phys` on, extending the last extent while it continues and has room. */
 function addRun(extents: Extent[], logical: number, phys: number, length: number): void {
   let l = logical;
   let p = phys;
@@ -980,19 +980,5 @@ function addRun(extents: Extent[], logical: number, phys: number, length: number
     l += n;
     p += n;
     rest -= n;
-  }
-}
-
-function addToExtents(extents: Extent[], logical: number, phys: number): void {
-  const last = extents[extents.length - 1];
-  if (
-    last &&
-    last.logical + last.length === logical &&
-    last.physical + last.length === phys &&
-    last.length < MAX_EXTENT_LEN
-  ) {
-    last.length++;
-  } else {
-    extents.push({ logical, physical: phys, length: 1 });
   }
 }

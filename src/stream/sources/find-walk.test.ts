@@ -3,7 +3,7 @@ import { chmodSync, linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, write
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnAsNobody } from '../../../test/helpers.js';
+import { walkAsNobody } from '../../../test/helpers.js';
 import { MAX_LISTING_BYTES, parseFindListing, startFindWalk } from './find-walk.js';
 import { startWalk, type Walk, type WalkRecord } from './walk.js';
 
@@ -111,20 +111,7 @@ describe('startFindWalk (the walk by GNU find)', () => {
       mkdirSync(join(root, 'a'));
       mkdirSync(join(root, 'locked'), { mode: 0o700 });
       writeFileSync(join(root, 'locked/x'), 'x');
-      const walkModule = new URL('../../../dist/stream/sources/find-walk.js', import.meta.url).href;
-      const program = `
-        const { startFindWalk } = await import(${JSON.stringify(walkModule)});
-        const walk = startFindWalk(${JSON.stringify(root)}, []);
-        const seen = [];
-        try {
-          for (let r = await walk.next(); r; r = await walk.next()) seen.push(...r.map((x) => x.path.toString()));
-        } catch (err) {
-          console.log(JSON.stringify({ seen, code: err.code, where: err.where, message: err.message }));
-        }
-        walk.stop();`;
-      const r = spawnAsNobody([process.execPath, '--input-type=module', '-e', program]);
-      expect(r.status, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout)).toEqual({
+      expect(walkAsNobody('find-walk.js', 'startFindWalk', root)).toEqual({
         seen: ['/', '/a', '/locked'],
         code: 'ESOURCE',
         where: '/locked',

@@ -116,19 +116,13 @@ export function parseFindRecords(out: Buffer, from: number, prefix: number, reco
   const bad = (): never => {
     throw new UnexpectedListing(`unexpected find output at byte ${at}`);
   };
-  /** A decimal number and the space after it. */
-  const decimal = (): number => {
+  /** A number in `radix` (8 or 10) and the space after it. */
+  const number = (radix: number): number => {
     let v = 0;
     const start = at;
-    for (let c = out[at] as number; c >= 0x30 && c <= 0x39; c = out[++at] as number) v = v * 10 + (c - 0x30);
-    if (at === start || at >= limit || out[at] !== 0x20) bad();
-    at++;
-    return v;
-  };
-  const octal = (): number => {
-    let v = 0;
-    const start = at;
-    for (let c = out[at] as number; c >= 0x30 && c <= 0x37; c = out[++at] as number) v = v * 8 + (c - 0x30);
+    for (let c = out[at] as number; c >= 0x30 && c < 0x30 + radix; c = out[++at] as number) {
+      v = v * radix + (c - 0x30);
+    }
     if (at === start || at >= limit || out[at] !== 0x20) bad();
     at++;
     return v;
@@ -173,11 +167,11 @@ export function parseFindRecords(out: Buffer, from: number, prefix: number, reco
     const type = TYPE_BY_BYTE[out[at] as number] ?? 0;
     if (out[at + 1] !== 0x20) bad();
     at += 2;
-    const perm = octal();
-    const uid = decimal();
-    const gid = decimal();
-    const nlink = decimal();
-    const size = decimal();
+    const perm = number(8);
+    const uid = number(10);
+    const gid = number(10);
+    const nlink = number(10);
+    const size = number(10);
     time();
     const mtimeSec = sec;
     const mtimeNsec = nsec;

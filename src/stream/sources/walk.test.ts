@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { spawnAsNobody } from '../../../test/helpers.js';
+import { walkAsNobody } from '../../../test/helpers.js';
 import { startWalk, type WalkRecord } from './walk.js';
 
 let root: string;
@@ -72,21 +72,8 @@ describe('startWalk (the directory walk thread)', () => {
       mkdirSync(join(root, 'locked'), { mode: 0o700 });
       writeFileSync(join(root, 'locked/x'), 'x');
       mkdirSync(join(root, 'z'));
-      const walkModule = new URL('../../../dist/stream/sources/walk.js', import.meta.url).href;
-      const program = `
-        const { startWalk } = await import(${JSON.stringify(walkModule)});
-        const walk = startWalk(${JSON.stringify(root)}, []);
-        const seen = [];
-        try {
-          for (let r = await walk.next(); r; r = await walk.next()) seen.push(...r.map((x) => x.path.toString()));
-        } catch (err) {
-          console.log(JSON.stringify({ seen, code: err.code, where: err.where, message: err.message }));
-        }
-        walk.stop();`;
-      const r = spawnAsNobody([process.execPath, '--input-type=module', '-e', program]);
-      expect(r.status, r.stderr).toBe(0);
       // Everything before the locked directory's contents comes out first, then the error, at that path.
-      expect(JSON.parse(r.stdout)).toEqual({
+      expect(walkAsNobody('walk.js', 'startWalk', root)).toEqual({
         seen: ['/', '/a', '/locked'],
         code: 'ESOURCE',
         where: '/locked',
