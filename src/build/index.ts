@@ -17,6 +17,7 @@ import { writeFat32 } from '../fs/fat/index.js';
 import type { Manifest } from '../manifest/index.js';
 import type { Entry, EntryStream, ImageSource } from '../stream/entry.js';
 import { injectEntries } from '../stream/filters/inject.js';
+import { releaseCachedPages } from '../util/page-cache.js';
 import { resolveKernel } from './kernel.js';
 import { type BootMode, partitionTable, planLayout } from './layout.js';
 import { withAtomicDisk } from './output.js';
@@ -129,6 +130,20 @@ export interface BuildDiskResult {
 }
 
 export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
+  // The output this build replaces hands back its cached pages while the tree is read, for the new
+  // disk's writes to take (src/util/page-cache.ts); awaited before the new disk moves in.
+  const released = o.force ? releaseCachedPages(o.output) : undefined;
+  try {
+    return await buildDiskReleased(o, released);
+  } finally {
+    await released;
+  }
+}
+
+async function buildDiskReleased(
+  o: BuildDiskOptions,
+  released: Promise<void> | undefined,
+): Promise<BuildDiskResult> {
   const boot = o.boot ?? 'hybrid';
   const reproducible = o.reproducible || o.sourceDateEpoch !== undefined;
   const scan = await scanTree(o.entries(), { keep: DEFAULT_KEEP, digest: reproducible });
@@ -229,6 +244,7 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
     {
       force: o.force ?? false,
       signal: o.signal,
+      beforeReplace: released,
       open,
       onWrite: o.onProgress && ((bytes) => o.onProgress?.({ bytes, contentBytes: scan.ext4.totalBytes })),
     },

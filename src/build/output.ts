@@ -19,6 +19,8 @@ export interface AtomicDiskOptions {
   open?: ((path: string, size: number) => Promise<BlockTarget & { abort?: () => Promise<void> }>) | undefined;
   /** Told the bytes written to the disk so far, after each write is handed on. */
   onWrite?: ((bytesWritten: number) => void) | undefined;
+  /** Awaited before the complete disk replaces `path` (the old output's pages being released). */
+  beforeReplace?: Promise<void> | undefined;
 }
 
 const refuse = (path: string) =>
@@ -75,6 +77,9 @@ export async function withAtomicDisk<T>(
       const result = await fn(target);
       await raw.finish();
       if (o.signal?.aborted) throw interrupted();
+      // Whatever reads the old output (dd releasing its pages) is done with it before it goes: its
+      // last reference, and the work of freeing it, stay this process's.
+      await o.beforeReplace;
       await moveIntoPlace(tmp, path, { force: o.force ?? false, refuse });
       return result;
     } finally {

@@ -8,6 +8,7 @@ import { link, lstat, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { finished } from 'node:stream/promises';
 import { CloudletsError } from '../errors.js';
+import { releaseCachedPages } from './page-cache.js';
 
 export interface AtomicOutputOptions {
   /** Replace an existing file at `path` (default false: EEXIST). */
@@ -88,6 +89,9 @@ function refuse(path: string): CloudletsError {
 
 export async function openAtomicOutput(path: string, opts: AtomicOutputOptions = {}): Promise<AtomicOutput> {
   if (!opts.force && (await exists(path))) throw refuse(path);
+  // An output this one replaces hands back its cached pages for the new file's (see ./page-cache.ts);
+  // whatever reads it is done before it goes, on commit or abort.
+  const released = opts.force ? releaseCachedPages(path) : undefined;
   const tempPath = temporaryPathFor(path);
   // A high-water mark of several batches lets the producer prepare the next megabytes while the previous
   // ones are written on libuv's thread pool (with the default 16 KiB every 1 MiB write waits to drain).
@@ -102,6 +106,9 @@ export async function openAtomicOutput(path: string, opts: AtomicOutputOptions =
         }),
       ),
     );
+  }).catch(async (err: unknown) => {
+    await released;
+    throw err;
   });
   let state: 'open' | 'committed' | 'aborted' = 'open';
 
@@ -111,6 +118,7 @@ export async function openAtomicOutput(path: string, opts: AtomicOutputOptions =
     stream.destroy();
     await finished(stream).catch(() => undefined);
     await unlink(tempPath).catch(() => undefined);
+    await released;
   };
 
   const commit = async () => {
@@ -118,6 +126,7 @@ export async function openAtomicOutput(path: string, opts: AtomicOutputOptions =
     try {
       stream.end();
       await finished(stream);
+      await released;
       await moveIntoPlace(tempPath, path, { force: opts.force ?? false, refuse });
       state = 'committed';
     } catch (err) {

@@ -107,4 +107,33 @@ describe('getfattr output', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('with deepRuns 1, reads the whole tree in one run, or in two when a top-level name is pruned', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cloudlets-xattr-'));
+    const fake = join(dir, '..', `${dir.split('/').pop()}-getfattr`);
+    try {
+      for (const d of ['a', 'b', '.git']) mkdirSync(join(dir, d));
+      writeFileSync(join(dir, 'f'), '');
+      const log = join(dir, 'f');
+      writeFileSync(
+        fake,
+        `#!/bin/sh\necho "$*" >> ${log}\nfor a in "$@"; do case "$a" in .|./*) printf '# file: %s\\nuser.x=0sYQ==\\n\\n' "$a";; esac; done\n`,
+        { mode: 0o755 },
+      );
+      const calls = () =>
+        readFileSync(log, 'utf8')
+          .trim()
+          .split('\n')
+          .map((l) => l.split(' ').filter((w) => w === '-R' || w.startsWith('.')));
+      await startTreeXattrs(dir, { command: fake, deepRuns: 1 }).all();
+      expect(calls()).toEqual([['-R', '.']]);
+      writeFileSync(log, '');
+      const isGit = (p: Buffer) => p.toString() === '/.git';
+      await startTreeXattrs(dir, { command: fake, deepRuns: 1, prune: isGit }).all();
+      expect(calls().sort()).toEqual([['.', './f'], ['-R', './a', './b']].sort());
+    } finally {
+      rmSync(fake, { force: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

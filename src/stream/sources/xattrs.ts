@@ -140,7 +140,8 @@ export interface StartTreeXattrsOptions extends ReadTreeXattrsOptions {
   /**
    * Recursive runs over the top-level directories: the first takes one, the next two, the next four...
    * and the last the rest (so the first entries wait for little). 0: one run over `.`, as without
-   * `prune`. Default 3.
+   * `prune`. 1: one run over `.` too when nothing at the top level is pruned, for a reader that needs
+   * the whole tree before its first entry (each run is a process to start). Default 3.
    */
   deepRuns?: number;
 }
@@ -163,7 +164,7 @@ export function startTreeXattrs(root: string, opts: StartTreeXattrsOptions = {})
   };
   /** Top-level directory name (latin1) → index of its run; anything else is in run 0. */
   const runOf = new Map<string, number>();
-  if (!split) {
+  if (!split || (deepRuns === 1 && !split.pruned)) {
     start(['-R', '.']);
   } else {
     start(['.', ...split.flat]);
@@ -213,7 +214,7 @@ export function startTreeXattrs(root: string, opts: StartTreeXattrsOptions = {})
 function topLevelArgs(
   root: string,
   prune: (imagePath: Buffer) => boolean,
-): { flat: string[]; deep: { name: string; arg: string }[] } | undefined {
+): { flat: string[]; deep: { name: string; arg: string }[]; pruned: boolean } | undefined {
   let names: Buffer[];
   try {
     names = readdirSync(root, { encoding: 'buffer' }).sort(Buffer.compare);
@@ -223,8 +224,12 @@ function topLevelArgs(
   if (names.length > MAX_ARGS) return undefined;
   const flat: string[] = [];
   const deep: { name: string; arg: string }[] = [];
+  let pruned = false;
   for (const name of names) {
-    if (prune(Buffer.concat([Buffer.from('/'), name]))) continue;
+    if (prune(Buffer.concat([Buffer.from('/'), name]))) {
+      pruned = true;
+      continue;
+    }
     if (!isUtf8(name)) return undefined;
     const arg = `./${name.toString('utf8')}`;
     let isDir = false;
@@ -237,7 +242,7 @@ function topLevelArgs(
     if (isDir) deep.push({ name: name.toString('latin1'), arg });
     else flat.push(arg);
   }
-  return { flat, deep };
+  return { flat, deep, pruned };
 }
 
 function runGetfattr(root: string, paths: string[], opts: ReadTreeXattrsOptions): Promise<TreeXattrs> {
