@@ -130,7 +130,12 @@ describe('getfattr output', () => {
       writeFileSync(log, '');
       const isGit = (p: Buffer) => p.toString() === '/.git';
       await startTreeXattrs(dir, { command: fake, deepRuns: 1, prune: isGit }).all();
-      expect(calls().sort()).toEqual([['.', './f'], ['-R', './a', './b']].sort());
+      expect(calls().sort()).toEqual(
+        [
+          ['.', './f'],
+          ['-R', './a', './b'],
+        ].sort(),
+      );
     } finally {
       rmSync(fake, { force: true });
       rmSync(dir, { recursive: true, force: true });
