@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The command ships as one file: tsc's dist/cli/main.js is bundled with its dependencies into
-// dist/cli/cloudlets.cjs, and dist/cli/main.js becomes the small loader (scripts/cli-loader.mjs) that runs
-// it with a V8 code cache made here.
+// dist/cli/cloudlets.cjs, run by the small loader dist/cli/main.cjs (scripts/cli-loader.cjs) with a V8
+// code cache made here. dist/cli/main.js becomes a line that runs the loader, for `node dist/cli/main.js`.
 //
 // Why one file: every command started by loading its module graph, about 40 of our modules and 100 of
 // Ajv's, each resolved, read and compiled on its own (~30 ms of every start-up, measured). Why CommonJS: a
@@ -11,15 +11,17 @@
 // take relative to their own file (`../../schema/...`) still name the same files; `import.meta.url` is the
 // bundle's URL. The library (dist/index.js) stays unbundled for importers.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
 const bundle = 'dist/cli/cloudlets.cjs';
-if (readFileSync('dist/cli/main.js', 'utf8') === readFileSync('scripts/cli-loader.mjs', 'utf8')) {
-  throw new Error('dist/cli/main.js is already the loader: run tsc first (npm run build does both)');
+const SHIM =
+  "#!/usr/bin/env node\n// The command is dist/cli/main.cjs; this runs it.\nimport './main.cjs';\n";
+if (readFileSync('dist/cli/main.js', 'utf8') === SHIM) {
+  throw new Error('dist/cli/main.js already runs the loader: run tsc first (npm run build does both)');
 }
 await build({
   entryPoints: ['dist/cli/main.js'],
@@ -45,7 +47,10 @@ await build({
 // main.ts's `#!` line came along; the bundle is not run directly, and a script wrapped in a function
 // cannot start with one (the line stays, empty, so the source map still fits).
 writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#![^\n]*/, ''));
-copyFileSync('scripts/cli-loader.mjs', 'dist/cli/main.js');
+copyFileSync('scripts/cli-loader.cjs', 'dist/cli/main.cjs');
+chmodSync('dist/cli/main.cjs', 0o755);
+writeFileSync('dist/cli/main.js', SHIM);
+chmodSync('dist/cli/main.js', 0o755);
 // What the loader needs to spawn the template renderer's child before compiling the program: its
 // arguments, spawn options and first message, from the modules tsc just built (the same code the program runs).
 {
@@ -96,7 +101,7 @@ try {
       });
       args[2] = first.stdout.trim();
     }
-    const run = spawnSync(process.execPath, ['dist/cli/main.js', ...args], {
+    const run = spawnSync(process.execPath, ['dist/cli/main.cjs', ...args], {
       env,
       stdio: ['ignore', 'ignore', 'pipe'],
     });

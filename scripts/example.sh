@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 config='{"args":{"hostname":"web1"},"dns":{"nameservers":["192.0.2.53"]}}'
-node dist/cli/main.js tar examples/sample.cloudlet --config "$config" -o "$out/sample.tar"
+node dist/cli/main.cjs tar examples/sample.cloudlet --config "$config" -o "$out/sample.tar"
 echo "== cloudlets tar examples/sample.cloudlet --config '$config' (volatile /tmp and /var/log/syslog left out)"
 tar -tvf "$out/sample.tar"
 for f in etc/hostname etc/hosts etc/resolv.conf etc/motd; do

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { afterEach } from 'vitest';
 import { CloudletsError } from '../src/errors.js';
 
-export const CLI = resolve(import.meta.dirname, '../dist/cli/main.js');
+export const CLI = resolve(import.meta.dirname, '../dist/cli/main.cjs');
 export const EXAMPLE = resolve(import.meta.dirname, '../examples/sample.cloudlet');
 export const isRoot = process.getuid?.() === 0;
 

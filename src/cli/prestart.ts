@@ -1,12 +1,12 @@
 // Starts the template renderer's child process for the commands that export an image (tar, build),
 // before the rest of the program is even evaluated: main.ts imports this module first. Booting that
 // child (a second Node) is what an export waits for before its first byte when the image has templates.
-// The command's loader (scripts/cli-loader.mjs) has usually spawned it already, before compiling the
+// The command's loader (scripts/cli-loader.cjs) has usually spawned it already, before compiling the
 // program, and sent it ejs: it is taken over here. A child no command takes exits when this process does.
 import type { ChildProcess } from 'node:child_process';
 import { prestartRenderer } from '../templates/index.js';
 
-/** What the loader leaves for this module (the key is shared with scripts/cli-loader.mjs). */
+/** What the loader leaves for this module (the key is shared with scripts/cli-loader.cjs). */
 interface LoaderStart {
   /** The command exports an image. */
   exporting: boolean;

@@ -73,7 +73,7 @@ export function childArguments(): string[] {
 }
 
 /**
- * How the child is spawned. The command's loader (scripts/cli-loader.mjs) spawns it the same way, from
+ * How the child is spawned. The command's loader (scripts/cli-loader.cjs) spawns it the same way, from
  * the arguments and these options the build wrote down (renderer-child.json), before the program is
  * even compiled.
  */
