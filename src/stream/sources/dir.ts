@@ -184,7 +184,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
         // Made when the content is read: a commit's walk never reads it, and it is a buffer a file.
         let hostPath: Buffer | undefined;
         const hostFile = () => {
-          hostPath ??= host(path);
+          hostPath ??= r.hostPath ? r.hostPath() : host(path);
           return hostPath;
         };
         if (r.nlink > 1) {

@@ -83,6 +83,11 @@ describe('startFindWalk (the walk by GNU find)', () => {
     expect(records.map((r) => r.path)).toContain('/sub/.git');
     expect(records.find((r) => r.path === '/a')).toMatchObject({ mtimeNs: 1_700_000_000_123_456_789n });
     expect(records.find((r) => r.path === '/new\nline')).toMatchObject({ mtimeNs: -1_500_000_000n });
+    // The host path comes from the listing as it is: the root's own, and the root's followed by the path.
+    for (const r of await all(startFindWalk(root, ['.git', '.hg']))) {
+      const expected = r.path.length === 1 ? Buffer.from(root) : Buffer.concat([Buffer.from(root), r.path]);
+      expect(r.hostPath?.().toString('latin1')).toBe(expected.toString('latin1'));
+    }
   });
 
   it('walks with the thread when find cannot be run', async () => {

@@ -90,11 +90,18 @@ class FoundRecord implements WalkRecord {
   inodeKey(): string {
     return `${this.text(this.devAt + 1, this.devEnd)}:${this.text(this.inoAt, this.devAt)}`;
   }
+  hostPath(): Buffer {
+    // Any other path is the host path's tail, in the same listing; the root's (`/`) is made apart.
+    const end =
+      this.path.length === 1
+        ? this.listing.indexOf(0, this.hostAt)
+        : this.path.byteOffset - this.listing.byteOffset + this.path.length;
+    return this.listing.subarray(this.hostAt, end);
+  }
   rdev(): bigint {
     // find does not print it: a device (rare) is asked directly.
-    const hostPath = this.listing.subarray(this.hostAt, this.listing.indexOf(0, this.hostAt));
     try {
-      return lstatSync(hostPath, { bigint: true }).rdev;
+      return lstatSync(this.hostPath(), { bigint: true }).rdev;
     } catch (err) {
       throw sourceError(err, this.path, 'read metadata');
     }

@@ -24,6 +24,8 @@ export interface WalkRecord extends HostStat {
   rdev(): bigint;
   /** `dev:ino` in decimal: what hard links to one file share. */
   inodeKey(): string;
+  /** The path on the host, when the walk has it at hand (find prints it); else the source makes it. */
+  hostPath?(): Buffer;
 }
 
 export interface Walk {

@@ -190,12 +190,18 @@ export function startTreeXattrs(root: string, opts: StartTreeXattrsOptions = {})
   return {
     map,
     ready(imagePath) {
-      // Consecutive paths mostly share their top-level name: looked up once per change.
+      if (runs.length === 1) return through(0);
+      // Consecutive paths mostly share their top-level name: looked up once per change, and compared
+      // in place (this runs for every path).
       const slash = imagePath.indexOf(0x2f, 1);
-      const top = imagePath.subarray(1, slash < 0 ? imagePath.length : slash);
-      if (!lastTop || !top.equals(lastTop)) {
-        lastTop = Buffer.from(top);
-        lastRun = runOf.get(top.toString('latin1')) ?? 0;
+      const end = slash < 0 ? imagePath.length : slash;
+      if (
+        !lastTop ||
+        end - 1 !== lastTop.length ||
+        imagePath.compare(lastTop, 0, lastTop.length, 1, end) !== 0
+      ) {
+        lastTop = Buffer.from(imagePath.subarray(1, end));
+        lastRun = runOf.get(lastTop.toString('latin1')) ?? 0;
       }
       // The earlier runs too: run 0 holds the root, which every tree's stream starts with.
       return through(lastRun);
