@@ -26,6 +26,14 @@ export interface Ext4SizeStats {
   xattrBlocks?: number | undefined;
 }
 
+const LOST_FOUND = Buffer.from('/lost+found');
+
+/** Whether `dir` is the directory holding `path`, whose last `/` is at `slash` (0: the root holds it). */
+function isParent(dir: Buffer, path: Buffer, slash: number): boolean {
+  if (slash === 0) return dir.length === 1;
+  return dir.length === slash && path.compare(dir, 0, slash, 0, slash) === 0;
+}
+
 /** Collects `Ext4SizeStats` from a pass over the entries' metadata (never reads content). */
 /** `result()` is read once, after the last entry. */
 export function createExt4Tally(): { add(e: Entry): void; result(): Ext4SizeStats } {
@@ -39,30 +47,36 @@ export function createExt4Tally(): { add(e: Entry): void; result(): Ext4SizeStat
     hardlinks: 0,
     xattrBlocks: 0,
   };
-  // Name lengths per open directory, to count directory blocks exactly; closed as the sorted stream leaves them.
-  const open: { key: string; names: number[] }[] = [];
+  // Name lengths per open directory, to count directory blocks exactly; closed as the sorted stream leaves
+  // them. Paths are compared as bytes in place: this runs for every entry of an export.
+  const open: { path: Buffer; names: number[] }[] = [];
   let lostFound = false;
-  const close = (upTo: string): void => {
-    for (let top = open[open.length - 1]; top && top.key !== upTo; top = open[open.length - 1]) {
+  /** Closes the open directories up to the one holding `path`, whose last `/` is at `slash`. */
+  const closeTo = (path: Buffer | undefined, slash: number): void => {
+    for (
+      let top = open[open.length - 1];
+      top && !(path && isParent(top.path, path, slash));
+      top = open[open.length - 1]
+    ) {
       open.pop();
-      stats.dirBlocks += dirBlockCount(top.names, top.key === '/lost+found' ? 4 : 1);
+      stats.dirBlocks += dirBlockCount(top.names, top.path.equals(LOST_FOUND) ? 4 : 1);
     }
   };
   return {
     add(e: Entry): void {
-      const key = e.path.toString('latin1');
-      if (key === '/') {
+      const path = e.path;
+      if (path.length === 1) {
         stats.dirs++;
-        open.push({ key, names: [] });
+        open.push({ path, names: [] });
       } else {
-        const i = key.lastIndexOf('/');
-        const parent = i <= 0 ? '/' : key.slice(0, i);
-        close(parent);
-        open[open.length - 1]?.names.push(e.path.length - e.path.lastIndexOf(0x2f) - 1);
-        if (key === '/lost+found') lostFound = true;
+        let slash = path.length - 1;
+        while (slash > 0 && path[slash] !== 0x2f) slash--;
+        closeTo(path, slash);
+        open[open.length - 1]?.names.push(path.length - slash - 1);
+        if (path.equals(LOST_FOUND)) lostFound = true;
         if (e.type === 'dir') {
           stats.dirs++;
-          open.push({ key, names: [] });
+          open.push({ path, names: [] });
         } else if (e.type === 'file') {
           stats.files++;
           stats.totalBytes += e.size;
@@ -76,7 +90,7 @@ export function createExt4Tally(): { add(e: Entry): void; result(): Ext4SizeStat
       if (e.xattrs.size > 0 && encodeXattrs(e.xattrs, e.path.toString('utf8')).block) stats.xattrBlocks++;
     },
     result(): Ext4SizeStats {
-      close('');
+      closeTo(undefined, 0);
       return { ...stats, dirBlocks: stats.dirBlocks + (lostFound ? 0 : 4) };
     },
   };

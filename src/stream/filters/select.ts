@@ -62,15 +62,14 @@ export function classify(
     }
     return verdict;
   };
-  const isVolatile = (path: Buffer): boolean => {
-    const text = matchText(path);
-    return matches(text) || volatileAbove(text, text.lastIndexOf('/'));
-  };
+  const isVolatile = (text: string): boolean => matches(text) || volatileAbove(text, text.lastIndexOf('/'));
 
   return (path) => {
     checkPathLength(path);
-    if (templates.has(path.toString('latin1'))) return 'templates';
-    if (volatile.length > 0 && isVolatile(path)) return 'volatile';
+    // One text for both tests (the templates' keys are latin1 too): this runs for every path.
+    const text = matchText(path);
+    if (templates.has(text)) return 'templates';
+    if (volatile.length > 0 && isVolatile(text)) return 'volatile';
     if (persistent.some((p) => isAtOrBelow(path, p))) return 'persistent';
     return 'other';
   };
