@@ -228,6 +228,19 @@ export async function writeExt4(
   }
 }
 
+/** A file being copied from a synchronous reader (Ext4Writer.copySome), where it stands. */
+interface FileCopy {
+  reader: SyncContentReader;
+  size: number;
+  /** The file's size in blocks. */
+  blocks: number;
+  extents: Extent[];
+  /** Bytes read, blocks gone through (logical), and blocks kept (not all zeros). */
+  done: number;
+  logical: number;
+  dataBlocks: number;
+}
+
 class Ext4Writer {
   private readonly fsSeed: number;
   private readonly hashSeed: Uint32Array;
@@ -328,10 +341,10 @@ class Ext4Writer {
 
   /**
    * Starts writing the staged run without waiting for it, so reading the source and writing the target
-   * overlap; waits only when MAX_INFLIGHT runs are already on their way. The run's buffer is reused only
-   * once its write has completed.
+   * overlap. The run's buffer is reused only once its write has completed. Never waits: the callers
+   * (`throttle`) wait between entries, so that the work of one entry is plain synchronous code.
    */
-  private async flushStage(): Promise<void> {
+  private sendStage(): void {
     if (this.stageCount > 0) {
       const buf = this.stage;
       const data = buf.subarray(0, this.stageCount * BLOCK_SIZE);
@@ -350,6 +363,15 @@ class Ext4Writer {
         ),
       );
     }
+  }
+
+  /** True when the writer should wait (`throttle`) before going on: too many writes on their way. */
+  private get congested(): boolean {
+    return this.inflight.length > MAX_INFLIGHT;
+  }
+
+  /** Waits until at most MAX_INFLIGHT runs are on their way; throws a write's failure. */
+  private async throttle(): Promise<void> {
     while (this.inflight.length > MAX_INFLIGHT) await this.inflight.shift();
     if (this.failure !== undefined) throw this.failure;
   }
@@ -362,50 +384,44 @@ class Ext4Writer {
 
   /** Waits for every write started so far. */
   private async drain(): Promise<void> {
-    await this.flushStage();
+    this.sendStage();
     await Promise.all(this.inflight);
     this.inflight = [];
     if (this.failure !== undefined) throw this.failure;
   }
 
-  /** Queues one block at `phys`; returns a promise only when a run had to be sent first. */
-  private stageBlock(phys: number, data: Buffer, at = 0): Promise<void> | undefined {
-    let p: Promise<void> | undefined;
+  /** Queues one block at `phys`, sending the staged run first when the block does not continue it. */
+  private stageBlock(phys: number, data: Buffer, at = 0): void {
     if (
       this.stageCount > 0 &&
       (phys !== this.stageStart + this.stageCount || this.stageCount === STAGE_BLOCKS)
     ) {
-      p = this.flushStage();
+      this.sendStage();
     }
     if (this.stageCount === 0) this.stageStart = phys;
     data.copy(this.stage, this.stageCount * BLOCK_SIZE, at, at + BLOCK_SIZE);
     this.stageCount++;
-    return p;
   }
 
   /** Allocates and writes `blocks` contiguously where possible; returns their extents from logical 0. */
-  private async writeBlocks(blocks: Buffer[]): Promise<Extent[]> {
+  private writeBlocks(blocks: Buffer[]): Extent[] {
     const extents: Extent[] = [];
     for (let i = 0; i < blocks.length; i++) {
       const phys = this.allocBlock();
       addRun(extents, i, phys, 1);
-      const p = this.stageBlock(phys, blocks[i] as Buffer);
-      if (p) await p;
+      this.stageBlock(phys, blocks[i] as Buffer);
     }
     return extents;
   }
 
   /** Builds (and writes) the extent tree of `ino`; returns the number of tree blocks. */
-  private async mapExtents(ino: number, inode: Buffer, extents: Extent[]): Promise<number> {
+  private mapExtents(ino: number, inode: Buffer, extents: Extent[]): number {
     if (writeInlineExtents(inode, 0x28, extents)) {
       inode.writeUInt32LE(inode.readUInt32LE(0x20) | EXT4_EXTENTS_FL, 0x20);
       return 0;
     }
     const tree = buildExtentTree(extents, () => this.allocBlock(), inodeCsumSeed(this.fsSeed, ino));
-    for (const b of tree.blocks) {
-      const p = this.stageBlock(b.block, b.data);
-      if (p) await p;
-    }
+    for (const b of tree.blocks) this.stageBlock(b.block, b.data);
     tree.iblock.copy(inode, 0x28);
     inode.writeUInt32LE(inode.readUInt32LE(0x20) | EXT4_EXTENTS_FL, 0x20);
     return tree.blocks.length;
@@ -426,7 +442,7 @@ class Ext4Writer {
         logical += length;
       }
     }
-    const treeBlocks = await this.mapExtents(JOURNAL_INO, inode, extents);
+    const treeBlocks = this.mapExtents(JOURNAL_INO, inode, extents);
     setInodeBlocks(inode, l.journalBlocks + treeBlocks);
     this.journalIBlock = Buffer.from(inode.subarray(0x28, 0x28 + 60));
     await this.write(
@@ -436,7 +452,7 @@ class Ext4Writer {
   }
 
   /** Base fields and xattrs of a new inode; returns the number of xattr blocks (0 or 1). */
-  private async initInode(ino: number, e: Entry, typeBits: number): Promise<number> {
+  private initInode(ino: number, e: Entry, typeBits: number): number {
     const inode = this.inode(ino);
     writeInodeBase(inode, {
       mode: typeBits | (e.mode & 0o7777),
@@ -451,13 +467,12 @@ class Ext4Writer {
     if (!x.block) return 0;
     const block = this.allocBlock();
     sealXattrBlock(x.block, block, this.fsSeed);
-    const p = this.stageBlock(block, x.block);
-    if (p) await p;
+    this.stageBlock(block, x.block);
     setInodeFileAcl(inode, block);
     return 1;
   }
 
-  private async closeUntil(key: string): Promise<OpenDir> {
+  private closeUntil(key: string): OpenDir {
     for (;;) {
       const top = this.stack[this.stack.length - 1];
       if (!top)
@@ -472,11 +487,11 @@ class Ext4Writer {
         });
       }
       this.stack.pop();
-      await this.finishDir(top);
+      this.finishDir(top);
     }
   }
 
-  private async finishDir(d: OpenDir): Promise<void> {
+  private finishDir(d: OpenDir): void {
     const { blocks, indexed } = buildDirBlocks(d.ino, d.parentIno, d.children, {
       csumSeed: inodeCsumSeed(this.fsSeed, d.ino),
       hashSeed: this.hashSeed,
@@ -484,10 +499,10 @@ class Ext4Writer {
       where: d.key === '/' ? '/' : Buffer.from(d.key, 'latin1').toString('utf8'),
     });
     d.children = [];
-    const extents = await this.writeBlocks(blocks);
+    const extents = this.writeBlocks(blocks);
     const inode = this.inode(d.ino);
     if (indexed) inode.writeUInt32LE(inode.readUInt32LE(0x20) | EXT4_INDEX_FL, 0x20);
-    const treeBlocks = await this.mapExtents(d.ino, inode, extents);
+    const treeBlocks = this.mapExtents(d.ino, inode, extents);
     setInodeSize(inode, blocks.length * BLOCK_SIZE);
     setInodeBlocks(inode, blocks.length + treeBlocks + d.extraBlocks);
     const links = 2 + d.subdirs;
@@ -531,12 +546,15 @@ class Ext4Writer {
     // replacement), one loop over the stream would meet the stream's next() with no type feedback for it
     // and be thrown away there, to be compiled again (seen with --trace-deopt).
     for await (const item of entries) await this.consumeBatch(asBatch(item));
-    await this.finishTree();
+    this.finishTree();
   }
 
   private async consumeBatch(batch: readonly Entry[]): Promise<void> {
     let last = this.lastPath;
     for (const e of batch) {
+      // A failed write (an interrupt among them) stops the writer at the next entry.
+      if (this.failure !== undefined) throw this.failure;
+      if (this.congested) await this.throttle();
       const key = e.path.toString('latin1');
       this.currentEntry = e.path;
       if (last && comparePaths(last, e.path) >= 0) {
@@ -553,14 +571,14 @@ class Ext4Writer {
             where: this.currentPath,
           });
         const root = this.rootFromDefaults();
-        root.extraBlocks = await this.initInode(ROOT_INO, e, S_IFDIR);
+        root.extraBlocks = this.initInode(ROOT_INO, e, S_IFDIR);
         setLinks(this.inode(ROOT_INO), 2);
         continue;
       }
       if (this.stack.length === 0) this.rootFromDefaults();
       if (!key.startsWith('/') || key.endsWith('/'))
         throw new CloudletsError('ESOURCE', 'malformed image path', { where: this.currentPath });
-      const parent = await this.closeUntil(parentKey(key));
+      const parent = this.closeUntil(parentKey(key));
       const name = e.path.subarray(e.path.lastIndexOf(0x2f) + 1);
       if (
         name.length === 0 ||
@@ -604,7 +622,7 @@ class Ext4Writer {
       }
       const ino = isLostFound ? LOST_FOUND_INO : this.allocInode();
       if (e.type === 'dir') {
-        const extraBlocks = await this.initInode(ino, e, S_IFDIR);
+        const extraBlocks = this.initInode(ino, e, S_IFDIR);
         parent.children.push({ name, ino, fileType: FT_DIR });
         parent.subdirs++;
         const g = Math.floor((ino - 1) / this.ipg);
@@ -645,10 +663,12 @@ class Ext4Writer {
             where: this.currentPath,
           });
       }
-      const extra = await this.initInode(ino, e, typeBits);
+      const extra = this.initInode(ino, e, typeBits);
       const inode = this.inode(ino);
-      if (e.type === 'file') await this.writeFile(ino, inode, e, extra);
-      else if (e.type === 'symlink') await this.writeSymlink(ino, inode, e, extra);
+      if (e.type === 'file') {
+        const writing = this.writeFile(ino, inode, e, extra);
+        if (writing) await writing;
+      } else if (e.type === 'symlink') this.writeSymlink(ino, inode, e, extra);
       else {
         if (e.type === 'char' || e.type === 'block') writeDevice(inode, e.devMajor ?? 0, e.devMinor ?? 0);
         setInodeBlocks(inode, extra);
@@ -657,18 +677,19 @@ class Ext4Writer {
       this.nonDirs.set(key, ino);
     }
     this.lastPath = last;
+    if (this.congested) await this.throttle();
   }
 
   /** After the last entry: the directories still open, and lost+found if the entries had none. */
-  private async finishTree(): Promise<void> {
+  private finishTree(): void {
     if (this.stack.length === 0) this.rootFromDefaults();
-    const root = await this.closeUntil('/');
+    const root = this.closeUntil('/');
     if (!this.lostFoundSeen) {
       this.ownInode(LOST_FOUND_INO, S_IFDIR | 0o700);
       root.children.unshift({ name: Buffer.from('lost+found'), ino: LOST_FOUND_INO, fileType: FT_DIR });
       root.subdirs++;
       this.usedDirs[0] = (this.usedDirs[0] as number) + 1;
-      await this.finishDir({
+      this.finishDir({
         key: '/lost+found',
         ino: LOST_FOUND_INO,
         parentIno: ROOT_INO,
@@ -679,29 +700,15 @@ class Ext4Writer {
       });
     }
     this.stack.pop();
-    await this.finishDir(root);
+    this.finishDir(root);
   }
 
-  private async writeFile(ino: number, inode: Buffer, e: Entry, extraBlocks: number): Promise<void> {
-    const extents: Extent[] = [];
-    let logical = 0;
-    let total = 0;
-    let dataBlocks = 0;
-    const partial = this.partial;
-    let fill = 0;
-    // `src` holds the block at `at`; no per-block subarray, this runs for every 4 KiB of content.
-    const place = (src: Buffer, at: number): Promise<void> | undefined => {
-      if (isZeroBlock(src, at)) {
-        // All-zero blocks become holes: sparse files stay sparse, and zeros cost no space.
-        logical++;
-        return undefined;
-      }
-      const phys = this.allocBlock();
-      addRun(extents, logical, phys, 1);
-      logical++;
-      dataBlocks++;
-      return this.stageBlock(phys, src, at);
-    };
+  /**
+   * A regular file's content and extents. Content read synchronously (a directory's files) is written
+   * without a promise unless the writes in flight make it wait (a large file): then the rest is copied
+   * asynchronously, and the promise is returned.
+   */
+  private writeFile(ino: number, inode: Buffer, e: Entry, extraBlocks: number): Promise<void> | undefined {
     if (e.size > MAX_FILE_SIZE) {
       throw new CloudletsError(
         'ENOTSUP',
@@ -710,35 +717,104 @@ class Ext4Writer {
       );
     }
     if (e.size > 0 && e.openContentSync) {
-      dataBlocks = await this.copySync(e.openContentSync(), e.size, extents);
-      total = e.size;
-    } else if (e.size > 0) {
-      if (!e.content)
-        throw new CloudletsError('ESOURCE', 'file entry has a size but no content', {
-          where: this.currentPath,
-        });
-      for await (const chunk of e.content()) {
-        total += chunk.length;
-        if (total > e.size) break;
-        let off = 0;
-        while (off < chunk.length) {
-          if (fill === 0 && chunk.length - off >= BLOCK_SIZE) {
-            const p = place(chunk, off);
-            if (p) await p;
-            off += BLOCK_SIZE;
-          } else {
-            const n = Math.min(BLOCK_SIZE - fill, chunk.length - off);
-            chunk.copy(partial, fill, off, off + n);
-            fill += n;
-            off += n;
-            if (fill === BLOCK_SIZE) {
-              const p = place(partial, 0);
-              if (p) await p;
-              fill = 0;
-            }
+      const copy: FileCopy = {
+        reader: e.openContentSync(),
+        size: e.size,
+        blocks: Math.ceil(e.size / BLOCK_SIZE),
+        extents: [],
+        done: 0,
+        logical: 0,
+        dataBlocks: 0,
+      };
+      let complete: boolean;
+      try {
+        complete = this.copySome(copy);
+      } catch (err) {
+        copy.reader.close(-1);
+        throw err;
+      }
+      if (!complete) return this.copyRest(copy, ino, inode, extraBlocks);
+      copy.reader.close(copy.done);
+      this.completeFile(ino, inode, e.size, copy.extents, copy.dataBlocks, extraBlocks);
+      return undefined;
+    }
+    if (e.size > 0) return this.writeStreamed(ino, inode, e, extraBlocks);
+    this.completeFile(ino, inode, 0, [], 0, extraBlocks);
+    return undefined;
+  }
+
+  /** The rest of a copy that had to wait for writes in flight. */
+  private async copyRest(copy: FileCopy, ino: number, inode: Buffer, extraBlocks: number): Promise<void> {
+    try {
+      do await this.throttle();
+      while (!this.copySome(copy));
+    } catch (err) {
+      copy.reader.close(-1);
+      throw err;
+    }
+    copy.reader.close(copy.done);
+    this.completeFile(ino, inode, copy.size, copy.extents, copy.dataBlocks, extraBlocks);
+  }
+
+  /** Maps a file's extents and sets its size and block count. */
+  private completeFile(
+    ino: number,
+    inode: Buffer,
+    size: number,
+    extents: Extent[],
+    dataBlocks: number,
+    extraBlocks: number,
+  ): void {
+    const treeBlocks = this.mapExtents(ino, inode, extents);
+    setInodeSize(inode, size);
+    setInodeBlocks(inode, dataBlocks + treeBlocks + extraBlocks);
+  }
+
+  /** Content that comes as chunks (a tar archive's, a rendered template's). */
+  private async writeStreamed(ino: number, inode: Buffer, e: Entry, extraBlocks: number): Promise<void> {
+    const extents: Extent[] = [];
+    let logical = 0;
+    let total = 0;
+    let dataBlocks = 0;
+    const partial = this.partial;
+    let fill = 0;
+    // `src` holds the block at `at`; no per-block subarray, this runs for every 4 KiB of content.
+    const place = (src: Buffer, at: number): void => {
+      if (isZeroBlock(src, at)) {
+        // All-zero blocks become holes: sparse files stay sparse, and zeros cost no space.
+        logical++;
+        return;
+      }
+      const phys = this.allocBlock();
+      addRun(extents, logical, phys, 1);
+      logical++;
+      dataBlocks++;
+      this.stageBlock(phys, src, at);
+    };
+    if (!e.content)
+      throw new CloudletsError('ESOURCE', 'file entry has a size but no content', {
+        where: this.currentPath,
+      });
+    for await (const chunk of e.content()) {
+      total += chunk.length;
+      if (total > e.size) break;
+      let off = 0;
+      while (off < chunk.length) {
+        if (fill === 0 && chunk.length - off >= BLOCK_SIZE) {
+          place(chunk, off);
+          off += BLOCK_SIZE;
+        } else {
+          const n = Math.min(BLOCK_SIZE - fill, chunk.length - off);
+          chunk.copy(partial, fill, off, off + n);
+          fill += n;
+          off += n;
+          if (fill === BLOCK_SIZE) {
+            place(partial, 0);
+            fill = 0;
           }
         }
       }
+      if (this.congested) await this.throttle();
     }
     if (total !== e.size) {
       throw new CloudletsError(
@@ -752,89 +828,80 @@ class Ext4Writer {
     }
     if (fill > 0) {
       partial.fill(0, fill);
-      const p = place(partial, 0);
-      if (p) await p;
+      place(partial, 0);
     }
-    const treeBlocks = await this.mapExtents(ino, inode, extents);
-    setInodeSize(inode, e.size);
-    setInodeBlocks(inode, dataBlocks + treeBlocks + extraBlocks);
+    this.completeFile(ino, inode, e.size, extents, dataBlocks, extraBlocks);
   }
 
   /**
    * The fast path for sources that read synchronously (a directory): content is read straight into the
    * staging buffer at the blocks it will occupy, with no chunk buffers, copies or promises per read.
-   * All-zero blocks become holes, as in the streamed path, so both give the same filesystem.
-   * Returns the number of data blocks; the reader checks at close that the file kept its size.
+   * All-zero blocks become holes, as in the streamed path, so both give the same filesystem. Goes on
+   * from where `copy` stands; returns false when it stopped because too many writes are on their way
+   * (the caller waits and calls again), true when the whole file is in. The caller closes the reader,
+   * which checks that the file kept its size.
    */
-  private async copySync(reader: SyncContentReader, size: number, extents: Extent[]): Promise<number> {
-    const blocks = Math.ceil(size / BLOCK_SIZE);
-    let done = 0;
-    let logical = 0;
-    let dataBlocks = 0;
-    let ok = false;
-    try {
-      while (logical < blocks) {
-        let room = this.skipReserved();
-        if (
-          this.stageCount > 0 &&
-          (this.cursor !== this.stageStart + this.stageCount || this.stageCount === STAGE_BLOCKS)
-        ) {
-          await this.flushStage();
-          room = this.skipReserved();
-        }
-        if (this.stageCount === 0) this.stageStart = this.cursor;
-        const first = this.stageCount;
-        const n = Math.min(blocks - logical, STAGE_BLOCKS - first, room);
-        const base = first * BLOCK_SIZE;
-        const want = Math.min(n * BLOCK_SIZE, size - done);
-        const stage = this.stage;
-        let got = 0;
-        while (got < want) {
-          const r = reader.read(stage, base + got, want - got, done + got);
-          if (r === 0) break;
-          got += r;
-        }
-        if (got < want) {
-          throw new CloudletsError('ESOURCE', `file content is shorter than its size ${size}`, {
-            where: this.currentPath,
-            hint: 'the file changed while the image was read',
-          });
-        }
-        done += got;
-        if (got < n * BLOCK_SIZE) stage.fill(0, base + got, base + n * BLOCK_SIZE);
-        // Blocks read land at stage slots first..first+n; holes are squeezed out so that the slots stay
-        // the contiguous physical blocks the allocator hands out (`room` guarantees no metadata between).
-        // `room` blocks from the cursor are free and contiguous, so the blocks kept take the next ones in
-        // turn, and go into the extents as runs rather than one block at a time.
-        let w = first;
-        let runLogical = 0;
-        let runLength = 0;
-        for (let j = first; j < first + n; j++) {
-          const at = j * BLOCK_SIZE;
-          const l = logical++;
-          if (isZeroBlock(stage, at)) continue;
-          if (w !== j) stage.copyWithin(w * BLOCK_SIZE, at, at + BLOCK_SIZE);
-          if (runLength > 0 && runLogical + runLength === l) runLength++;
-          else {
-            if (runLength > 0) addRun(extents, runLogical, this.cursor - runLength, runLength);
-            runLogical = l;
-            runLength = 1;
-          }
-          this.cursor++;
-          dataBlocks++;
-          w++;
-        }
-        if (runLength > 0) addRun(extents, runLogical, this.cursor - runLength, runLength);
-        this.stageCount = w;
+  private copySome(copy: FileCopy): boolean {
+    const { reader, size, blocks, extents } = copy;
+    while (copy.logical < blocks) {
+      let room = this.skipReserved();
+      if (
+        this.stageCount > 0 &&
+        (this.cursor !== this.stageStart + this.stageCount || this.stageCount === STAGE_BLOCKS)
+      ) {
+        this.sendStage();
+        if (this.congested || this.failure !== undefined) return false;
+        room = this.skipReserved();
       }
-      ok = true;
-    } finally {
-      reader.close(ok ? done : -1);
+      if (this.stageCount === 0) this.stageStart = this.cursor;
+      const first = this.stageCount;
+      const n = Math.min(blocks - copy.logical, STAGE_BLOCKS - first, room);
+      const base = first * BLOCK_SIZE;
+      const want = Math.min(n * BLOCK_SIZE, size - copy.done);
+      const stage = this.stage;
+      let got = 0;
+      while (got < want) {
+        const r = reader.read(stage, base + got, want - got, copy.done + got);
+        if (r === 0) break;
+        got += r;
+      }
+      if (got < want) {
+        throw new CloudletsError('ESOURCE', `file content is shorter than its size ${size}`, {
+          where: this.currentPath,
+          hint: 'the file changed while the image was read',
+        });
+      }
+      copy.done += got;
+      if (got < n * BLOCK_SIZE) stage.fill(0, base + got, base + n * BLOCK_SIZE);
+      // Blocks read land at stage slots first..first+n; holes are squeezed out so that the slots stay
+      // the contiguous physical blocks the allocator hands out (`room` guarantees no metadata between).
+      // `room` blocks from the cursor are free and contiguous, so the blocks kept take the next ones in
+      // turn, and go into the extents as runs rather than one block at a time.
+      let w = first;
+      let runLogical = 0;
+      let runLength = 0;
+      for (let j = first; j < first + n; j++) {
+        const at = j * BLOCK_SIZE;
+        const l = copy.logical++;
+        if (isZeroBlock(stage, at)) continue;
+        if (w !== j) stage.copyWithin(w * BLOCK_SIZE, at, at + BLOCK_SIZE);
+        if (runLength > 0 && runLogical + runLength === l) runLength++;
+        else {
+          if (runLength > 0) addRun(extents, runLogical, this.cursor - runLength, runLength);
+          runLogical = l;
+          runLength = 1;
+        }
+        this.cursor++;
+        copy.dataBlocks++;
+        w++;
+      }
+      if (runLength > 0) addRun(extents, runLogical, this.cursor - runLength, runLength);
+      this.stageCount = w;
     }
-    return dataBlocks;
+    return true;
   }
 
-  private async writeSymlink(ino: number, inode: Buffer, e: Entry, extraBlocks: number): Promise<void> {
+  private writeSymlink(ino: number, inode: Buffer, e: Entry, extraBlocks: number): void {
     const t = e.linkTarget;
     if (!t || t.length === 0 || t.length >= BLOCK_SIZE || t.includes(0)) {
       throw new CloudletsError('ENOTSUP', 'symlink targets on ext4 are 1 to 4095 bytes without NUL', {
@@ -850,8 +917,8 @@ class Ext4Writer {
     }
     const block = Buffer.alloc(BLOCK_SIZE);
     t.copy(block);
-    const extents = await this.writeBlocks([block]);
-    const treeBlocks = await this.mapExtents(ino, inode, extents);
+    const extents = this.writeBlocks([block]);
+    const treeBlocks = this.mapExtents(ino, inode, extents);
     setInodeBlocks(inode, 1 + treeBlocks + extraBlocks);
   }
 
