@@ -17,6 +17,7 @@
  */
 import { spawn } from 'node:child_process';
 import { lstatSync } from 'node:fs';
+import { plainToolEnv } from './tool-env.js';
 
 /** Smaller files are not worth a process start (a few ms of the main thread). */
 export const MIN_RELEASE_BYTES = 64 * 1024 * 1024;
@@ -33,7 +34,7 @@ export function releaseCachedPages(path: string): Promise<void> {
   return new Promise((resolve) => {
     const child = spawn('dd', [`if=${path}`, 'iflag=nocache', 'count=0', 'status=none'], {
       stdio: 'ignore',
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+      env: plainToolEnv(),
     });
     // It takes milliseconds; a file on a filesystem that hangs must not hold the export up for good.
     const timer = setTimeout(() => child.kill('SIGKILL'), RELEASE_TIMEOUT_MS);

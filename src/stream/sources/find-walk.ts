@@ -18,6 +18,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { lstatSync } from 'node:fs';
+import { plainToolEnv } from '../../util/tool-env.js';
 import { sourceError } from './host-file.js';
 import type { Walk, WalkRecord } from './walk.js';
 import { startWalk, type WalkOptions } from './walk.js';
@@ -287,7 +288,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
     child = spawn(
       'find',
       [realRoot, ...(prune.length > 0 ? ['(', ...prune, ')', '-prune', '-o'] : []), '-printf', FORMAT],
-      { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' } },
+      { stdio: ['ignore', 'pipe', 'pipe'], env: plainToolEnv() },
     );
     child.stdout!.on('data', (chunk: Buffer) => {
       bytes += chunk.length;

@@ -11,6 +11,7 @@ import { isUtf8 } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { lstatSync, readdirSync } from 'node:fs';
 import { CloudletsError } from '../../errors.js';
+import { plainToolEnv } from '../../util/tool-env.js';
 
 /** Image path bytes (as latin1, a lossless key) → attribute name → raw value. */
 export type TreeXattrs = Map<string, Map<string, Buffer>>;
@@ -276,7 +277,7 @@ function runGetfattr(root: string, paths: string[], opts: ReadTreeXattrsOptions)
       {
         cwd: root,
         stdio: ['ignore', 'pipe', 'pipe'],
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C' },
+        env: plainToolEnv(),
       },
     );
     const parser = createGetfattrParser();
