@@ -1,11 +1,12 @@
 // GRUB for the disks we build: the host's `grub-mkimage` makes a standalone core image with the whole
 // config embedded (no /boot/grub on the disk, nothing read from the image at build time), for BIOS
 // (i386-pc, in the BIOS boot partition or after the MBR) and UEFI (x86_64-efi, \EFI\BOOT\BOOTX64.EFI).
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudletsError } from '../errors.js';
-import { runTool } from './run.js';
+import { type EarlyTool, startToolEarly } from './run.js';
 
 export const GRUB_LIB_DIR = '/usr/lib/grub';
 
@@ -91,31 +92,60 @@ export interface GrubImageOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-async function mkimage(
+/** A grub-mkimage run started before its config is known (startGrubBios, startGrubEfi). */
+interface EarlyImage {
+  make(config: string, env: NodeJS.ProcessEnv | undefined): Promise<Buffer>;
+  cancel(): void;
+}
+
+/**
+ * Starts grub-mkimage for `format` now (see startToolEarly: a process started after the build has read
+ * the tree costs it page faults); it makes the image once `make` gives the config. Its work directory
+ * is removed by `make` and by `cancel`.
+ */
+function startMkimage(
   format: 'i386-pc' | 'x86_64-efi',
   modules: string[],
-  o: GrubImageOptions,
-): Promise<Buffer> {
-  const libDir = o.libDir ?? GRUB_LIB_DIR;
-  const dir = await mkdtemp(join(tmpdir(), 'cloudlets-grub-'));
+  libDir = GRUB_LIB_DIR,
+): EarlyImage {
+  const dir = mkdtempSync(join(tmpdir(), 'cloudlets-grub-'));
+  const cfg = join(dir, 'early.cfg');
+  const out = join(dir, 'out.img');
+  const remove = () => rm(dir, { recursive: true, force: true });
+  let tool: EarlyTool;
   try {
-    const cfg = join(dir, 'early.cfg');
-    const out = join(dir, 'out.img');
-    await writeFile(cfg, o.config);
-    await runTool(
+    tool = startToolEarly(
       'grub-mkimage',
       ['-O', format, '-d', join(libDir, format), '-c', cfg, '-p', '/boot/grub', '-o', out, ...modules],
       {
-        env: o.env,
+        lateEnv: ['SOURCE_DATE_EPOCH'],
         // Built beside the root filesystem's write, which is the build's longest part and does not need it.
         nice: 10,
         hint: `install grub-pc-bin and grub-efi-amd64-bin (GRUB's ${format} files in ${libDir}/${format})`,
       },
     );
-    return await readFile(out);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
   }
+  return {
+    async make(config, env) {
+      try {
+        await writeFile(cfg, config);
+        // Only SOURCE_DATE_EPOCH can change after the start: the rest of the environment is this process's.
+        await tool.run({ SOURCE_DATE_EPOCH: env?.SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH ?? '' });
+        return await readFile(out);
+      } finally {
+        tool.cancel();
+        await remove();
+      }
+    },
+    cancel() {
+      tool.cancel();
+      // At once: a failed command's process may exit right after (nothing else in the directory yet).
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export interface BiosBootCode {
@@ -125,39 +155,67 @@ export interface BiosBootCode {
   coreImg: Buffer;
 }
 
+/** GRUB for BIOS, started ahead of its config (startMkimage); `build` patches it as grubBios says. */
+export interface EarlyGrubBios {
+  build(
+    o: Omit<GrubImageOptions, 'libDir'> & { coreLba: number; maxCoreBytes: number },
+  ): Promise<BiosBootCode>;
+  cancel(): void;
+}
+
 /**
  * GRUB for BIOS: core.img placed at `coreLba` (the BIOS boot partition on GPT, LBA 1 after an MBR) and
  * boot.img told where it is, as grub-install would: boot.img's kernel sector (u64 at 0x5c) is core.img's
  * first sector, diskboot's block list (u64 at byte 500) starts at the sector after.
  */
-export async function grubBios(
-  o: GrubImageOptions & { coreLba: number; maxCoreBytes: number },
-): Promise<BiosBootCode> {
-  const coreImg = await mkimage('i386-pc', BIOS_MODULES, o);
-  if (coreImg.length > o.maxCoreBytes) {
-    throw new CloudletsError(
-      'EOUTPUT',
-      `GRUB core.img is ${coreImg.length} bytes, more than the ${o.maxCoreBytes} reserved for it`,
-    );
-  }
-  const bootImg = await readFile(join(o.libDir ?? GRUB_LIB_DIR, 'i386-pc', 'boot.img')).catch(
-    (cause: unknown) => {
-      throw new CloudletsError('EEXTERNAL', "cannot read GRUB's boot.img", {
-        where: join(o.libDir ?? GRUB_LIB_DIR, 'i386-pc', 'boot.img'),
-        hint: 'install grub-pc-bin',
-        cause,
+export function startGrubBios(libDir = GRUB_LIB_DIR): EarlyGrubBios {
+  const image = startMkimage('i386-pc', BIOS_MODULES, libDir);
+  return {
+    cancel: () => image.cancel(),
+    async build(o) {
+      const coreImg = await image.make(o.config, o.env);
+      if (coreImg.length > o.maxCoreBytes) {
+        throw new CloudletsError(
+          'EOUTPUT',
+          `GRUB core.img is ${coreImg.length} bytes, more than the ${o.maxCoreBytes} reserved for it`,
+        );
+      }
+      const bootImg = await readFile(join(libDir, 'i386-pc', 'boot.img')).catch((cause: unknown) => {
+        throw new CloudletsError('EEXTERNAL', "cannot read GRUB's boot.img", {
+          where: join(libDir, 'i386-pc', 'boot.img'),
+          hint: 'install grub-pc-bin',
+          cause,
+        });
       });
+      bootImg.writeBigUInt64LE(BigInt(o.coreLba), BOOT_KERNEL_SECTOR);
+      // grub-setup's workaround for BIOSes that pass a wrong boot drive: on a hard disk, trust 0x80+ only.
+      bootImg[BOOT_DRIVE_CHECK] = 0x90;
+      bootImg[BOOT_DRIVE_CHECK + 1] = 0x90;
+      coreImg.writeBigUInt64LE(BigInt(o.coreLba + 1), DISKBOOT_BLOCKLIST_START);
+      return { bootImg, coreImg };
     },
-  );
-  bootImg.writeBigUInt64LE(BigInt(o.coreLba), BOOT_KERNEL_SECTOR);
-  // grub-setup's workaround for BIOSes that pass a wrong boot drive: on a hard disk, trust 0x80+ only.
-  bootImg[BOOT_DRIVE_CHECK] = 0x90;
-  bootImg[BOOT_DRIVE_CHECK + 1] = 0x90;
-  coreImg.writeBigUInt64LE(BigInt(o.coreLba + 1), DISKBOOT_BLOCKLIST_START);
-  return { bootImg, coreImg };
+  };
 }
 
-/** GRUB for UEFI: a standalone BOOTX64.EFI. */
-export async function grubEfi(o: GrubImageOptions): Promise<Buffer> {
-  return mkimage('x86_64-efi', EFI_MODULES, o);
+/** GRUB for UEFI, started ahead of its config: a standalone BOOTX64.EFI. */
+export interface EarlyGrubEfi {
+  build(o: Omit<GrubImageOptions, 'libDir'>): Promise<Buffer>;
+  cancel(): void;
+}
+
+export function startGrubEfi(libDir = GRUB_LIB_DIR): EarlyGrubEfi {
+  const image = startMkimage('x86_64-efi', EFI_MODULES, libDir);
+  return { cancel: () => image.cancel(), build: (o) => image.make(o.config, o.env) };
+}
+
+/** GRUB for BIOS in one step (startGrubBios, then build). */
+export function grubBios(
+  o: GrubImageOptions & { coreLba: number; maxCoreBytes: number },
+): Promise<BiosBootCode> {
+  return startGrubBios(o.libDir).build(o);
+}
+
+/** GRUB for UEFI in one step (startGrubEfi, then build). */
+export function grubEfi(o: GrubImageOptions): Promise<Buffer> {
+  return startGrubEfi(o.libDir).build(o);
 }

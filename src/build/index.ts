@@ -2,7 +2,13 @@
 // root, GRUB for BIOS and UEFI), written into a sparse file without mounting anything.
 import { randomUUID } from 'node:crypto';
 import { basename } from 'node:path';
-import { grubBios, grubConfig, grubEfi } from '../boot/grub.js';
+import {
+  type EarlyGrubBios,
+  type EarlyGrubEfi,
+  grubConfig,
+  startGrubBios,
+  startGrubEfi,
+} from '../boot/grub.js';
 import { deriveUuid } from '../disk/partition/guid.js';
 import type { BlockTarget } from '../disk/target.js';
 import { CloudletsError } from '../errors.js';
@@ -145,6 +151,25 @@ async function buildDiskReleased(
   released: Promise<void> | undefined,
 ): Promise<BuildDiskResult> {
   const boot = o.boot ?? 'hybrid';
+  // GRUB's processes start before the tree is read (startToolEarly says why) and wait for their config.
+  const early = {
+    bios: boot === 'uefi' ? undefined : startGrubBios(),
+    efi: boot === 'bios' ? undefined : startGrubEfi(),
+  };
+  try {
+    return await buildWithGrub(o, released, boot, early);
+  } finally {
+    early.bios?.cancel();
+    early.efi?.cancel();
+  }
+}
+
+async function buildWithGrub(
+  o: BuildDiskOptions,
+  released: Promise<void> | undefined,
+  boot: BootMode,
+  early: { bios: EarlyGrubBios | undefined; efi: EarlyGrubEfi | undefined },
+): Promise<BuildDiskResult> {
   const reproducible = o.reproducible || o.sourceDateEpoch !== undefined;
   const scan = await scanTree(o.entries(), { keep: DEFAULT_KEEP, digest: reproducible });
   const kernel = await resolveKernel({
@@ -194,15 +219,17 @@ async function buildDiskReleased(
   // The two grub-mkimage runs are independent child processes: they run side by side, and beside the
   // root filesystem's write below (on a second core), which does not need them.
   const grub = Promise.all([
-    layout.core
-      ? grubBios({
+    layout.core && early.bios
+      ? early.bios.build({
           config: grubConfig(grubOpts),
           env,
           coreLba: layout.core.lba,
           maxCoreBytes: layout.core.maxBytes,
         })
       : undefined,
-    layout.esp ? grubEfi({ config: grubConfig({ ...grubOpts, efi: true }), env }) : undefined,
+    layout.esp && early.efi
+      ? early.efi.build({ config: grubConfig({ ...grubOpts, efi: true }), env })
+      : undefined,
   ]);
   grub.catch(() => {}); // awaited below; this only keeps a failure during the root's write from going unhandled
 
