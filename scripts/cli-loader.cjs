@@ -13,9 +13,21 @@ const { existsSync, readdirSync, readFileSync, writeFileSync } = require('node:f
 const Module = require('node:module');
 const { setPriority } = require('node:os');
 const { join } = require('node:path');
+const { setFlagsFromString } = require('node:v8');
 const { Script } = require('node:vm');
 
 const dir = __dirname;
+
+// V8's young generation starts at 1 MiB a semi-space and doubles when much of it survives, up to 16 MiB:
+// a disk build's scan keeps its entries, so it reached 16 MiB (32 MiB of new space) within half a second.
+// Each page of it is memory the process touches for the first time, and on a VM a first touch is a
+// page fault that costs the hypervisor some 10 us (measured here: 100 MB touched in 290-390 ms). Kept
+// at 1 MiB, the young generation is collected more often (each time cheaply: little of it is garbage
+// the program still holds) and the process touches ~28 MB less: a 300 MB qcow2 build took 6,000 fewer
+// page faults and 6% less time (10 paired runs, every one faster); tar, commit and checkout no slower.
+// Set before any code is compiled: the code cache (below) is made under the same flags, and V8
+// rejects a cache made under others. Workers (VMDK deflate, the directory walk) inherit it.
+setFlagsFromString('--semi-space-growth-factor=1');
 
 // The commands that export an image wait first of all for the template renderer's child to start, so it
 // is spawned here, before the program is compiled (~15 ms sooner than from its first module), and sent
