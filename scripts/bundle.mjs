@@ -53,9 +53,22 @@ await build({
   },
   banner: { js: "const __cloudletsModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
-// main.ts's `#!` line came along; the bundle is not run directly, and a script wrapped in a function
-// cannot start with one (the line stays, empty, so the source map still fits).
-writeFileSync(bundle, readFileSync(bundle, 'utf8').replace(/^#![^\n]*/, ''));
+// The bundle is stored as the loader compiles it: wrapped in CommonJS's module function, on its first
+// line (main.ts's `#!` line came along there; a function cannot hold one) and after its last. Wrapped
+// by the loader instead, the source was two strings that V8 copied into one (1.3 MB) before compiling.
+// ASCII only (esbuild escapes the rest), so the loader reads it as latin1, with no UTF-8 decoding.
+{
+  const source = readFileSync(bundle, 'utf8');
+  const firstLine = source.slice(0, source.indexOf('\n'));
+  if (firstLine !== '' && !firstLine.startsWith('#!')) {
+    throw new Error(
+      `bundle: ${bundle} starts with code on its first line; the loader's wrapper needs it free`,
+    );
+  }
+  if (/[^\x00-\x7f]/.test(source)) throw new Error(`bundle: ${bundle} is not ASCII (esbuild's charset?)`);
+  const wrapped = `(function (exports, require, module, __filename, __dirname) { ${source.slice(firstLine.length)}\n});`;
+  writeFileSync(bundle, wrapped);
+}
 copyFileSync('scripts/cli-loader.cjs', 'dist/cli/main.cjs');
 chmodSync('dist/cli/main.cjs', 0o755);
 writeFileSync('dist/cli/main.js', SHIM);

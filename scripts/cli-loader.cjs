@@ -79,7 +79,8 @@ globalThis[Symbol.for('cloudlets.renderer')] = start;
 const file = join(dir, 'cloudlets.cjs');
 const cacheFile = `${file}.cache`;
 const cachedData = existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
-const script = new Script(Module.wrap(readFileSync(file, 'utf8')), {
+// Already wrapped in the module function, and ASCII (scripts/bundle.mjs).
+const script = new Script(readFileSync(file, 'latin1'), {
   filename: file,
   ...(cachedData ? { cachedData } : {}),
 });
