@@ -6,6 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openRawTarget } from '../../disk/raw-target.js';
 import { isCloudletsError } from '../../errors.js';
 import type { Entry } from '../../stream/entry.js';
+import { dirBlockCount } from './dir.js';
 import { createExt4Tally, type Ext4Options, estimateExt4Size, writeExt4 } from './index.js';
 import { debugfs, entry, fsckProblems, type Spec, stream, T0 } from './test-helpers.js';
 
@@ -373,6 +374,47 @@ describe('writeExt4', () => {
       true,
     );
     expect(readFileSync(img).equals(Buffer.alloc(16 * MiB))).toBe(true); // nothing written
+  });
+
+  it('writes a directory whose content comes after siblings that extend its name (/a, /a-b, /a/x)', async () => {
+    // Byte order of full paths, as sources yield them: /usr/lib/python3, /usr/lib/python3.11/..., then
+    // /usr/lib/python3/...; a directory big enough to need several blocks is taken up again.
+    const specs: Spec[] = [
+      { path: '/' },
+      { path: '/usr' },
+      { path: '/usr/lib' },
+      { path: '/usr/lib/python3' },
+      { path: '/usr/lib/python3.11' },
+      { path: '/usr/lib/python3.11/os.py', data: 'os' },
+      { path: '/usr/lib/python3-dev', data: 'x' },
+      { path: '/usr/lib/python3/dist-packages' },
+      { path: '/usr/lib/python3/dist-packages.d' },
+      { path: '/usr/lib/python3/dist-packages.d/f', data: 'f' },
+      { path: '/usr/lib/python3 b', data: 'space' },
+    ];
+    for (let i = 0; i < 300; i++)
+      specs.push({ path: `/usr/lib/python3/dist-packages/module-with-a-long-name-${i}.py`, data: `${i}` });
+    const img = await build(specs, 16 * MiB);
+    expect(fsckProblems(img)).toEqual([]);
+    const names = (d: string) =>
+      debugfs(img, `ls -p "${d}"`)
+        .split('\n')
+        .map((l) => l.split('/')[5])
+        .filter((n): n is string => !!n && n !== '.' && n !== '..')
+        .sort();
+    expect(names('/usr/lib')).toEqual(['python3', 'python3 b', 'python3-dev', 'python3.11']);
+    expect(names('/usr/lib/python3')).toEqual(['dist-packages', 'dist-packages.d']);
+    expect(names('/usr/lib/python3/dist-packages')).toHaveLength(300);
+    expect(cat(img, '/usr/lib/python3.11/os.py').toString()).toBe('os');
+    // The size tally follows the same directories: the big one's names all count there. Six other
+    // directories of one block each, and lost+found's four.
+    const tally = createExt4Tally();
+    for await (const e of stream(specs)) tally.add(e);
+    const bigNames = specs
+      .filter((s) => s.path.includes('/dist-packages/'))
+      .map((s) => s.path.split('/')[5]!.length);
+    expect(dirBlockCount(bigNames)).toBeGreaterThan(1);
+    expect(tally.result().dirBlocks).toBe(dirBlockCount(bigNames) + 6 + 4);
   });
 
   it('estimates a size the tree fits in', async () => {

@@ -5,6 +5,7 @@
 import type { Entry } from '../../stream/entry.js';
 import { dirBlockCount } from './dir.js';
 import { BLOCK_SIZE, FIRST_INO, type LayoutOptions, MIN_FS_BLOCKS, planLayout } from './layout.js';
+import { OpenDirs } from './open-dirs.js';
 import { encodeXattrs } from './xattr.js';
 
 export interface Ext4SizeStats {
@@ -28,12 +29,6 @@ export interface Ext4SizeStats {
 
 const LOST_FOUND = Buffer.from('/lost+found');
 
-/** Whether `dir` is the directory holding `path`, whose last `/` is at `slash` (0: the root holds it). */
-function isParent(dir: Buffer, path: Buffer, slash: number): boolean {
-  if (slash === 0) return dir.length === 1;
-  return dir.length === slash && path.compare(dir, 0, slash, 0, slash) === 0;
-}
-
 /** Collects `Ext4SizeStats` from a pass over the entries' metadata (never reads content). */
 /** `result()` is read once, after the last entry. */
 export function createExt4Tally(): { add(e: Entry): void; result(): Ext4SizeStats } {
@@ -47,36 +42,28 @@ export function createExt4Tally(): { add(e: Entry): void; result(): Ext4SizeStat
     hardlinks: 0,
     xattrBlocks: 0,
   };
-  // Name lengths per open directory, to count directory blocks exactly; closed as the sorted stream leaves
-  // them. Paths are compared as bytes in place: this runs for every entry of an export.
-  const open: { path: Buffer; names: number[] }[] = [];
-  let lostFound = false;
-  /** Closes the open directories up to the one holding `path`, whose last `/` is at `slash`. */
-  const closeTo = (path: Buffer | undefined, slash: number): void => {
-    for (
-      let top = open[open.length - 1];
-      top && !(path && isParent(top.path, path, slash));
-      top = open[open.length - 1]
-    ) {
-      open.pop();
-      stats.dirBlocks += dirBlockCount(top.names, top.path.equals(LOST_FOUND) ? 4 : 1);
-    }
+  // Name lengths per open directory, to count directory blocks exactly, as the writer lays them out.
+  // Paths are compared as bytes in place: this runs for every entry of an export.
+  const countBlocks = (d: { path: Buffer; names: number[] }): void => {
+    stats.dirBlocks += dirBlockCount(d.names, d.path.equals(LOST_FOUND) ? 4 : 1);
   };
+  const open = new OpenDirs<{ path: Buffer; names: number[] }>(countBlocks);
+  let lostFound = false;
   return {
     add(e: Entry): void {
       const path = e.path;
       if (path.length === 1) {
         stats.dirs++;
-        open.push({ path, names: [] });
+        open.open({ path, names: [] });
       } else {
         let slash = path.length - 1;
         while (slash > 0 && path[slash] !== 0x2f) slash--;
-        closeTo(path, slash);
-        open[open.length - 1]?.names.push(path.length - slash - 1);
+        // No parent open: the writer refuses the tree, with the path.
+        open.parentOf(path, slash)?.names.push(path.length - slash - 1);
         if (path.equals(LOST_FOUND)) lostFound = true;
         if (e.type === 'dir') {
           stats.dirs++;
-          open.push({ path, names: [] });
+          open.open({ path, names: [] });
         } else if (e.type === 'file') {
           stats.files++;
           stats.totalBytes += e.size;
@@ -90,7 +77,8 @@ export function createExt4Tally(): { add(e: Entry): void; result(): Ext4SizeStat
       if (e.xattrs.size > 0 && encodeXattrs(e.xattrs, e.path.toString('utf8')).block) stats.xattrBlocks++;
     },
     result(): Ext4SizeStats {
-      closeTo(undefined, 0);
+      const root = open.closeAllButRoot();
+      if (root) countBlocks(root);
       return { ...stats, dirBlocks: stats.dirBlocks + (lostFound ? 0 : 4) };
     },
   };

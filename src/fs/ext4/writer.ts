@@ -53,6 +53,7 @@ import {
   planLayout,
   type Range,
 } from './layout.js';
+import { OpenDirs } from './open-dirs.js';
 import { type Ext4SizeStats, estimateExt4Size } from './size.js';
 import { BG_INODE_ZEROED, encodeGroupDesc, encodeJournalSuperblock, encodeSuperblock } from './superblock.js';
 import { type EncodedXattrs, encodeXattrs, sealXattrBlock } from './xattr.js';
@@ -114,7 +115,7 @@ const MAX_LINKS = 65000;
 const MAX_FILE_SIZE = (2 ** 32 - 1) * BLOCK_SIZE;
 
 interface OpenDir {
-  key: string;
+  path: Buffer;
   ino: number;
   parentIno: number;
   children: DirChild[];
@@ -142,10 +143,8 @@ function fileTypeOf(mode: number): number {
   }
 }
 
-function parentKey(key: string): string {
-  const i = key.lastIndexOf('/');
-  return i <= 0 ? '/' : key.slice(0, i);
-}
+const ROOT_PATH = Buffer.from('/');
+const LOST_FOUND_PATH = Buffer.from('/lost+found');
 
 function setBits(bm: Buffer, from: number, to: number): void {
   let i = from;
@@ -251,7 +250,8 @@ class Ext4Writer {
   private cursor = 0;
   private reservedIdx = 0;
   private readonly nonDirs = new Map<string, number>();
-  private readonly stack: OpenDir[] = [];
+  /** Directories are written when the entries leave them (OpenDirs says when that is). */
+  private readonly dirs = new OpenDirs<OpenDir>((d) => this.finishDir(d));
   private lostFoundSeen = false;
   private journalIBlock: Buffer | undefined;
   private stage: Buffer = Buffer.allocUnsafe(STAGE_BLOCKS * BLOCK_SIZE);
@@ -472,23 +472,15 @@ class Ext4Writer {
     return 1;
   }
 
-  private closeUntil(key: string): OpenDir {
-    for (;;) {
-      const top = this.stack[this.stack.length - 1];
-      if (!top)
-        throw new CloudletsError('ESOURCE', 'entry stream has no root directory', {
-          where: this.currentPath,
-        });
-      if (top.key === key) return top;
-      if (this.stack.length === 1) {
-        throw new CloudletsError('ESOURCE', `parent directory ${key} is missing or not a directory`, {
-          where: this.currentPath,
-          hint: 'entries must come sorted by path, each directory before its content',
-        });
-      }
-      this.stack.pop();
-      this.finishDir(top);
-    }
+  /** The directory the current entry goes in (its last `/` at `slash`), which must be open. */
+  private parentDir(path: Buffer, slash: number): OpenDir {
+    const parent = this.dirs.parentOf(path, slash);
+    if (parent) return parent;
+    const where = slash === 0 ? '/' : path.subarray(0, slash).toString('utf8');
+    throw new CloudletsError('ESOURCE', `parent directory ${where} is missing or not a directory`, {
+      where: this.currentPath,
+      hint: 'entries must come sorted by path, each directory before its content',
+    });
   }
 
   private finishDir(d: OpenDir): void {
@@ -496,7 +488,7 @@ class Ext4Writer {
       csumSeed: inodeCsumSeed(this.fsSeed, d.ino),
       hashSeed: this.hashSeed,
       minBlocks: d.minBlocks,
-      where: d.key === '/' ? '/' : Buffer.from(d.key, 'latin1').toString('utf8'),
+      where: d.path.toString('utf8'),
     });
     d.children = [];
     const extents = this.writeBlocks(blocks);
@@ -526,7 +518,7 @@ class Ext4Writer {
     this.ownInode(ROOT_INO, S_IFDIR | 0o755);
     this.usedDirs[0] = (this.usedDirs[0] as number) + 1;
     const root: OpenDir = {
-      key: '/',
+      path: ROOT_PATH,
       ino: ROOT_INO,
       parentIno: ROOT_INO,
       children: [],
@@ -534,7 +526,7 @@ class Ext4Writer {
       extraBlocks: 0,
       minBlocks: 1,
     };
-    this.stack.push(root);
+    this.dirs.open(root);
     return root;
   }
 
@@ -564,7 +556,7 @@ class Ext4Writer {
       }
       last = e.path;
       if (key === '/') {
-        if (this.stack.length > 0)
+        if (this.dirs.depth > 0)
           throw new CloudletsError('ESOURCE', 'the root entry comes twice', { where: this.currentPath });
         if (e.type !== 'dir')
           throw new CloudletsError('ESOURCE', 'the root entry is not a directory', {
@@ -575,11 +567,12 @@ class Ext4Writer {
         setLinks(this.inode(ROOT_INO), 2);
         continue;
       }
-      if (this.stack.length === 0) this.rootFromDefaults();
+      if (this.dirs.depth === 0) this.rootFromDefaults();
       if (!key.startsWith('/') || key.endsWith('/'))
         throw new CloudletsError('ESOURCE', 'malformed image path', { where: this.currentPath });
-      const parent = this.closeUntil(parentKey(key));
-      const name = e.path.subarray(e.path.lastIndexOf(0x2f) + 1);
+      const slash = e.path.lastIndexOf(0x2f);
+      const parent = this.parentDir(e.path, slash);
+      const name = e.path.subarray(slash + 1);
       if (
         name.length === 0 ||
         name.length > 255 ||
@@ -627,8 +620,8 @@ class Ext4Writer {
         parent.subdirs++;
         const g = Math.floor((ino - 1) / this.ipg);
         this.usedDirs[g] = (this.usedDirs[g] as number) + 1;
-        this.stack.push({
-          key,
+        this.dirs.open({
+          path: e.path,
           ino,
           parentIno: parent.ino,
           children: [],
@@ -682,15 +675,15 @@ class Ext4Writer {
 
   /** After the last entry: the directories still open, and lost+found if the entries had none. */
   private finishTree(): void {
-    if (this.stack.length === 0) this.rootFromDefaults();
-    const root = this.closeUntil('/');
+    if (this.dirs.depth === 0) this.rootFromDefaults();
+    const root = this.dirs.closeAllButRoot() as OpenDir;
     if (!this.lostFoundSeen) {
       this.ownInode(LOST_FOUND_INO, S_IFDIR | 0o700);
       root.children.unshift({ name: Buffer.from('lost+found'), ino: LOST_FOUND_INO, fileType: FT_DIR });
       root.subdirs++;
       this.usedDirs[0] = (this.usedDirs[0] as number) + 1;
       this.finishDir({
-        key: '/lost+found',
+        path: LOST_FOUND_PATH,
         ino: LOST_FOUND_INO,
         parentIno: ROOT_INO,
         children: [],
@@ -699,7 +692,6 @@ class Ext4Writer {
         minBlocks: 4,
       });
     }
-    this.stack.pop();
     this.finishDir(root);
   }
 
