@@ -2,7 +2,7 @@
 // config embedded (no /boot/grub on the disk, nothing read from the image at build time), for BIOS
 // (i386-pc, in the BIOS boot partition or after the MBR) and UEFI (x86_64-efi, \EFI\BOOT\BOOTX64.EFI).
 import { mkdtempSync, rmSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudletsError } from '../errors.js';
@@ -86,8 +86,6 @@ function quote(word: string, what: string): string {
 
 export interface GrubImageOptions {
   config: string;
-  /** Where GRUB's platform directories live; default /usr/lib/grub. */
-  libDir?: string;
   /** For SOURCE_DATE_EPOCH; grub-mkimage 2.06 output does not depend on time, but newer ones might. */
   env?: NodeJS.ProcessEnv;
 }
@@ -111,7 +109,8 @@ function startMkimage(
   const dir = mkdtempSync(join(tmpdir(), 'cloudlets-grub-'));
   const cfg = join(dir, 'early.cfg');
   const out = join(dir, 'out.img');
-  const remove = () => rm(dir, { recursive: true, force: true });
+  // Two small files: removed synchronously, so that it is gone even when the process exits right after.
+  const remove = () => rmSync(dir, { recursive: true, force: true });
   let tool: EarlyTool;
   try {
     tool = startToolEarly(
@@ -125,7 +124,7 @@ function startMkimage(
       },
     );
   } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
+    remove();
     throw err;
   }
   return {
@@ -137,13 +136,12 @@ function startMkimage(
         return await readFile(out);
       } finally {
         tool.cancel();
-        await remove();
+        remove();
       }
     },
     cancel() {
       tool.cancel();
-      // At once: a failed command's process may exit right after (nothing else in the directory yet).
-      rmSync(dir, { recursive: true, force: true });
+      remove();
     },
   };
 }
@@ -155,18 +153,17 @@ export interface BiosBootCode {
   coreImg: Buffer;
 }
 
-/** GRUB for BIOS, started ahead of its config (startMkimage); `build` patches it as grubBios says. */
+/** GRUB for BIOS, started ahead of its config (startMkimage); `build` places and patches it. */
 export interface EarlyGrubBios {
-  build(
-    o: Omit<GrubImageOptions, 'libDir'> & { coreLba: number; maxCoreBytes: number },
-  ): Promise<BiosBootCode>;
+  build(o: GrubImageOptions & { coreLba: number; maxCoreBytes: number }): Promise<BiosBootCode>;
   cancel(): void;
 }
 
 /**
  * GRUB for BIOS: core.img placed at `coreLba` (the BIOS boot partition on GPT, LBA 1 after an MBR) and
  * boot.img told where it is, as grub-install would: boot.img's kernel sector (u64 at 0x5c) is core.img's
- * first sector, diskboot's block list (u64 at byte 500) starts at the sector after.
+ * first sector, diskboot's block list (u64 at byte 500) starts at the sector after. `libDir` is where
+ * GRUB's platform directories live.
  */
 export function startGrubBios(libDir = GRUB_LIB_DIR): EarlyGrubBios {
   const image = startMkimage('i386-pc', BIOS_MODULES, libDir);
@@ -199,23 +196,11 @@ export function startGrubBios(libDir = GRUB_LIB_DIR): EarlyGrubBios {
 
 /** GRUB for UEFI, started ahead of its config: a standalone BOOTX64.EFI. */
 export interface EarlyGrubEfi {
-  build(o: Omit<GrubImageOptions, 'libDir'>): Promise<Buffer>;
+  build(o: GrubImageOptions): Promise<Buffer>;
   cancel(): void;
 }
 
 export function startGrubEfi(libDir = GRUB_LIB_DIR): EarlyGrubEfi {
   const image = startMkimage('x86_64-efi', EFI_MODULES, libDir);
   return { cancel: () => image.cancel(), build: (o) => image.make(o.config, o.env) };
-}
-
-/** GRUB for BIOS in one step (startGrubBios, then build). */
-export function grubBios(
-  o: GrubImageOptions & { coreLba: number; maxCoreBytes: number },
-): Promise<BiosBootCode> {
-  return startGrubBios(o.libDir).build(o);
-}
-
-/** GRUB for UEFI in one step (startGrubEfi, then build). */
-export function grubEfi(o: GrubImageOptions): Promise<Buffer> {
-  return startGrubEfi(o.libDir).build(o);
 }

@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { setPriority } from 'node:os';
 import { CloudletsError } from '../errors.js';
 
@@ -14,49 +14,12 @@ export interface RunToolOptions {
   nice?: number | undefined;
 }
 
-/** Runs a host program with an argument array (no shell); a missing program or a failure is a CloudletsError. */
-export function runTool(
-  cmd: string,
-  args: string[],
-  o: RunToolOptions = {},
-): Promise<{ stdout: Buffer; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      cmd,
-      args,
-      { env: o.env ?? process.env, encoding: 'buffer', timeout: o.timeoutMs ?? 60_000, maxBuffer: 64 << 20 },
-      (err, stdout, stderr) => {
-        const errText = stderr.toString('utf8').trim();
-        if (err) {
-          const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-          reject(
-            new CloudletsError(
-              'EEXTERNAL',
-              missing
-                ? `${cmd} is not installed`
-                : `${cmd} failed${errText ? `: ${errText}` : ` (${err.message})`}`,
-              { where: [cmd, ...args].join(' '), ...(o.hint ? { hint: o.hint } : {}), cause: err },
-            ),
-          );
-        } else resolve({ stdout, stderr: errText });
-      },
-    );
-    if (o.nice !== undefined && child.pid !== undefined) {
-      try {
-        setPriority(child.pid, o.nice);
-      } catch {
-        // It has already ended, or this system does not allow it: it runs at this process's priority.
-      }
-    }
-  });
-}
-
 /** A host program started ahead of its run (`startToolEarly`). */
 export interface EarlyTool {
   /**
    * Runs it now, with these values for the variables named when it was started (each one line of
-   * text; an empty one leaves the variable unset). Its timeout starts now. Resolves or rejects as
-   * runTool does.
+   * text; an empty one leaves the variable unset). Its timeout starts now. Resolves with its output;
+   * a missing program or a failure is a CloudletsError.
    */
   run(late: Record<string, string>): Promise<{ stdout: Buffer; stderr: string }>;
   /** It will not run: its shell ends without starting it. Safe to call at any time, and more than once. */

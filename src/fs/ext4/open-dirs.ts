@@ -84,7 +84,7 @@ export class OpenDirs<T extends { readonly path: Buffer }> {
 const ZERO = Buffer.from('0');
 
 /** `dir` is the directory `path` is in (its last `/` at `slash`). */
-export function isParent(dir: Buffer, path: Buffer, slash: number): boolean {
+function isParent(dir: Buffer, path: Buffer, slash: number): boolean {
   if (slash === 0) return dir.length === 1;
   return dir.length === slash && path.compare(dir, 0, slash, 0, slash) === 0;
 }
