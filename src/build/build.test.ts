@@ -1,3 +1,4 @@
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -265,6 +266,43 @@ describe('buildDisk: passes over the tree', () => {
         expect(r.result.kernel).toBe('/boot/vmlinuz-1.0');
         expect(r.result.initrd).toBe('/boot/initrd.img-1.0');
       }
+    }
+  });
+
+  it('writes directories whose content follows siblings that extend their names (find listing, e2fsck)', async () => {
+    const root = image('siblings', false);
+    for (const d of ['usr/lib/python3/dist-packages', 'usr/lib/python3.11', 'a/b', 'a.d']) {
+      mkdirSync(join(root, d), { recursive: true });
+    }
+    const files: Record<string, string> = {
+      'usr/lib/python3.11/os.py': 'os',
+      'usr/lib/python3/dist-packages/m.py': 'm',
+      'usr/lib/python3-dev': 'dev',
+      'usr/lib/python3 b': 'space',
+      'a/b/x': 'x',
+      'a/b-c': 'bc',
+      'a-b': 'ab',
+      'a.d/z': 'z',
+    };
+    for (const [p, data] of Object.entries(files)) writeFileSync(join(root, p), data);
+    const output = join(dir, 'siblings.img');
+    const source = openDirectorySource(root, { walk: 'find' });
+    const r = await buildDisk({
+      manifest,
+      source,
+      entries: () => sourceStream(source),
+      output,
+      force: true,
+      size: 'auto',
+      boot: 'bios',
+    });
+    const fs = `${output}?offset=${r.rootOffset}`;
+    const fsck = spawnSync('e2fsck', ['-fn', fs], { encoding: 'utf8' });
+    expect(fsck.status, fsck.stdout).toBe(0);
+    for (const [p, data] of Object.entries(files)) {
+      expect(execFileSync('debugfs', ['-R', `cat "/${p}"`, fs], { encoding: 'utf8', stdio: 'pipe' })).toBe(
+        data,
+      );
     }
   });
 
