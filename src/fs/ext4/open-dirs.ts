@@ -6,13 +6,13 @@
  * after siblings whose names extend its own with a byte below `/` (space, `!` to `.`): `/a`, `/a-b`,
  * `/a.d`, `/a.d/x`, then `/a/x` (Debian has `/usr/lib/python3` and `/usr/lib/python3.11`). Such a
  * directory is set aside when the entries leave it, taken up again when its content comes, and closed
- * once a path at or past `/a0` goes by (nothing under `/a/` sorts after one) or at the end.
+ * once a path that cannot precede its content goes by (`/a0`, `/b`) or at the end.
  */
 export class OpenDirs<T extends { readonly path: Buffer }> {
   /** The root and the directories on the way to the current entry. */
   private readonly stack: T[] = [];
-  /** Left before their content was all seen: closed when a path reaches `limit` (the path and `0`). */
-  private readonly aside: { dir: T; limit: Buffer }[] = [];
+  /** Left before their content was all seen: closed once a path can no longer be under them. */
+  private readonly aside: T[] = [];
 
   /** `close` is called once for every directory but the root (see `closeAllButRoot`). */
   constructor(private readonly close: (dir: T) => void) {}
@@ -40,8 +40,7 @@ export class OpenDirs<T extends { readonly path: Buffer }> {
       if (isParent(top.path, path, slash)) return top;
       if (isAncestor(top.path, path)) return this.takeUp(path, slash);
       this.stack.pop();
-      const limit = Buffer.concat([top.path, ZERO]);
-      if (Buffer.compare(path, limit) < 0) this.aside.push({ dir: top, limit });
+      if (mayComeBack(top.path, path)) this.aside.push(top);
       else this.close(top);
     }
   }
@@ -55,33 +54,43 @@ export class OpenDirs<T extends { readonly path: Buffer }> {
 
   /** The directories set aside under the stack's top that lead to `path`, open again in order. */
   private takeUp(path: Buffer, slash: number): T | undefined {
-    const back = this.aside.filter((a) => isAncestor(a.dir.path, path));
+    const back = this.aside.filter((d) => isAncestor(d.path, path));
     if (back.length === 0) return undefined;
-    back.sort((a, b) => a.dir.path.length - b.dir.path.length);
-    for (const a of back) {
-      this.aside.splice(this.aside.indexOf(a), 1);
-      this.stack.push(a.dir);
+    back.sort((a, b) => a.path.length - b.path.length);
+    for (const d of back) {
+      this.aside.splice(this.aside.indexOf(d), 1);
+      this.stack.push(d);
     }
     const top = this.stack[this.stack.length - 1] as T;
     return isParent(top.path, path, slash) ? top : undefined;
   }
 
   private closeAsideBefore(path: Buffer): void {
-    const done = this.aside.filter((a) => Buffer.compare(path, a.limit) >= 0);
+    const done = this.aside.filter((d) => !mayComeBack(d.path, path));
     if (done.length === 0) return;
-    for (const a of done) this.aside.splice(this.aside.indexOf(a), 1);
+    for (const d of done) this.aside.splice(this.aside.indexOf(d), 1);
     this.closeAside(done);
   }
 
   /** Deepest first, as they would have closed had their content come together. */
-  private closeAside(list: { dir: T }[]): void {
-    list.sort((a, b) => b.dir.path.length - a.dir.path.length);
-    for (const a of list) this.close(a.dir);
+  private closeAside(list: T[]): void {
+    list.sort((a, b) => b.path.length - a.path.length);
+    for (const d of list) this.close(d);
   }
 }
 
-/** `0`, the byte after `/`. */
-const ZERO = Buffer.from('0');
+/**
+ * Content of `dir` can still come at or after `path` (a later path): `path` is under `dir`, or extends
+ * `dir`'s name with a byte below `/` and so sorts before `dir/`. Any other later path sorts past all of
+ * `dir/...`.
+ */
+function mayComeBack(dir: Buffer, path: Buffer): boolean {
+  return (
+    path.length > dir.length &&
+    (path[dir.length] as number) <= 0x2f &&
+    path.compare(dir, 0, dir.length, 0, dir.length) === 0
+  );
+}
 
 /** `dir` is the directory `path` is in (its last `/` at `slash`). */
 function isParent(dir: Buffer, path: Buffer, slash: number): boolean {
