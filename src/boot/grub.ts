@@ -110,7 +110,16 @@ function startMkimage(
   const cfg = join(dir, 'early.cfg');
   const out = join(dir, 'out.img');
   // Two small files: removed synchronously, so that it is gone even when the process exits right after.
-  const remove = () => rmSync(dir, { recursive: true, force: true });
+  // Called from `finally` blocks, it never throws (that would hide the error on its way out). A
+  // grub-mkimage just killed by `cancel` may create its output as the removal goes on: rmdir then
+  // fails with ENOTEMPTY, and is tried again.
+  const remove = () => {
+    try {
+      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
+    } catch {
+      // Left in the temporary directory: a few hundred kilobytes, better than a lost error.
+    }
+  };
   let tool: EarlyTool;
   try {
     tool = startToolEarly(

@@ -43,6 +43,16 @@ describe('startToolEarly', () => {
     await expect(tool.run({ STAMP: '1' })).rejects.toThrow(/already cancelled/);
   });
 
+  it('kills a program cancelled while it runs: run rejects at once', async () => {
+    const tool = startToolEarly('sleep', ['30'], { lateEnv: [] });
+    const running = tool.run({}).catch((e: unknown) => e);
+    await sleep(50);
+    const before = Date.now();
+    tool.cancel();
+    expect(await running).toMatchObject({ code: 'EEXTERNAL', message: expect.stringMatching(/SIGKILL/) });
+    expect(Date.now() - before).toBeLessThan(5_000);
+  });
+
   it('reports a missing program by name, with the hint', async () => {
     const tool = startToolEarly('cloudlets-no-such-program', ['-x'], { lateEnv: [], hint: 'install it' });
     const err = await tool.run({}).catch((e: unknown) => e);

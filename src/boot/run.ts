@@ -22,7 +22,10 @@ export interface EarlyTool {
    * a missing program or a failure is a CloudletsError.
    */
   run(late: Record<string, string>): Promise<{ stdout: Buffer; stderr: string }>;
-  /** It will not run: its shell ends without starting it. Safe to call at any time, and more than once. */
+  /**
+   * Its result is not wanted: a shell still waiting ends without starting the program, a program
+   * running is killed (SIGKILL; `run` then rejects). Safe to call at any time, and more than once.
+   */
   cancel(): void;
 }
 
@@ -83,16 +86,21 @@ export function startToolEarly(
       child.on('close', (code, signal) => resolve({ code, signal }));
     },
   );
-  let state: 'waiting' | 'running' | 'cancelled' = 'waiting';
+  let state: 'waiting' | 'running' | 'cancelled' | 'ended' = 'waiting';
   const where = [cmd, ...args].join(' ');
   const fail = (message: string, cause?: unknown) =>
     new CloudletsError('EEXTERNAL', message, { where, ...(o.hint ? { hint: o.hint } : {}), cause });
 
   return {
     cancel() {
-      if (state !== 'waiting') return;
-      state = 'cancelled';
-      child.stdin.end();
+      if (state === 'waiting') {
+        state = 'cancelled';
+        child.stdin.end();
+      } else if (state === 'running') {
+        // Its files are about to be removed (a build that failed or was interrupted): it must stop
+        // writing them.
+        child.kill('SIGKILL');
+      }
     },
     async run(late) {
       if (state !== 'waiting') throw new Error(`startToolEarly: ${cmd} was already ${state}`);
@@ -107,7 +115,10 @@ export function startToolEarly(
       for (const h of handles) h.ref();
       child.stdin.end(lines.join(''));
       const timer = setTimeout(() => child.kill('SIGTERM'), o.timeoutMs ?? 60_000);
-      const end = await exited.finally(() => clearTimeout(timer));
+      const end = await exited.finally(() => {
+        clearTimeout(timer);
+        state = 'ended';
+      });
       const errText = Buffer.concat(stderr).toString('utf8').trim();
       if (end.error) throw fail(`cannot start /bin/sh for ${cmd} (${end.error.message})`, end.error);
       if (end.code === 127) throw fail(`${cmd} is not installed`);
