@@ -12,6 +12,9 @@ function formatUnexpected(err: unknown): string {
   return `internal error (a bug in cloudlets, please report it):\n${detail}`;
 }
 
+/** How long a failure waits for a signal that may have caused it (see main's catch). */
+const SIGNAL_GRACE_MS = 20;
+
 async function main(argv: string[]): Promise<number> {
   const controller = new AbortController();
   const ctx: CliContext = {
@@ -25,6 +28,7 @@ async function main(argv: string[]): Promise<number> {
   };
   let interrupted = 0;
   const onSignal = (sig: NodeJS.Signals) => {
+    if (interrupted) return;
     interrupted = sig === 'SIGINT' ? 130 : 143;
     controller.abort(new CloudletsError('EINTERRUPTED', `interrupted by ${sig}`));
   };
@@ -43,9 +47,22 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? 0 : 2;
     }
+    // Ctrl-C at a terminal signals the whole process group: a child (the template renderer, find,
+    // grub-mkimage) can die of it, and its failure reach here before this process's own handler has
+    // run. The signal is already pending then: one turn of the event loop delivers it.
+    if (!interrupted && !(isCloudletsError(err) && err.code === 'EUSAGE')) {
+      await new Promise((resolve) => setTimeout(resolve, SIGNAL_GRACE_MS));
+    }
+    if (interrupted) {
+      // Whatever the work ended with after a signal (a child stopped by it, a tool cancelled, a stream
+      // cut short) follows from the interruption, which is what the user asked for and gets reported.
+      const reason = isCloudletsError(err) && err.code === 'EINTERRUPTED' ? err : controller.signal.reason;
+      ctx.stderr.write(`cloudlets: ${(reason as CloudletsError).format()}\n`);
+      return interrupted;
+    }
     if (isCloudletsError(err)) {
       ctx.stderr.write(`cloudlets: ${err.format()}\n`);
-      if (err.code === 'EINTERRUPTED') return interrupted || 130;
+      if (err.code === 'EINTERRUPTED') return 130;
       return err.code === 'EUSAGE' ? 2 : 1;
     }
     ctx.stderr.write(`cloudlets: ${formatUnexpected(err)}\n`);

@@ -1,7 +1,7 @@
 // Slow end-to-end tests of `cloudlets build --format raw`: the fixture image (scripts/fixture) built into
 // disks that boot under SeaBIOS and OVMF in QEMU (software emulation), checked by sgdisk, sfdisk,
 // fsck.vfat, e2fsck and debugfs. The fixture is built on first use (Debian archive) and cached in .cache/.
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
@@ -271,28 +271,88 @@ describe.skipIf(skip !== undefined)('cloudlets build: reproducibility and interr
     120_000,
   );
 
-  it('an interrupted build leaves neither the output nor a temporary file', async () => {
-    const img = join(tmp.path, 'big');
-    cpSync(fixture, img, { recursive: true, verbatimSymlinks: true });
-    // 512 MiB of content keeps the writer busy long enough to be interrupted mid-way.
-    for (let i = 0; i < 4; i++) writeFileSync(join(img, `big${i}`), Buffer.alloc(128 * 1024 * 1024, i + 1));
+  /**
+   * Starts a build of `img` into an empty directory, lets `signal` interrupt it (given the child and the
+   * directory, it resolves once it has sent the signal), and returns its exit code and error output.
+   */
+  async function interruptedBuild(
+    img: string,
+    opts: { group: boolean },
+    signal: (child: ChildProcess, outDir: string) => Promise<void>,
+  ) {
     const outDir = join(tmp.path, 'intr');
+    rmSync(outDir, { recursive: true, force: true });
     mkdirSync(outDir);
     const child = spawn(process.execPath, [CLI, 'build', img, '-o', join(outDir, 'disk.img')], {
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
+      // Its own process group, as a command at a terminal: Ctrl-C signals the whole group.
+      detached: opts.group,
+    });
+    let stderr = '';
+    child.stderr?.on('data', (b: Buffer) => {
+      stderr += b.toString();
     });
     const exited = new Promise<number | null>((done) => child.on('close', (code) => done(code)));
-    let sent = false;
-    for (let i = 0; i < 2000 && !sent; i++) {
-      if (readdirSync(outDir).some((n) => n.endsWith('.tmp'))) {
-        child.kill('SIGINT');
-        sent = true;
-      } else await new Promise((r) => setTimeout(r, 5));
+    await signal(child, outDir);
+    return { code: await exited, stderr, left: readdirSync(outDir) };
+  }
+
+  /** Waits until the build's temporary output exists (it is writing), up to 10 s. */
+  async function whenWriting(outDir: string): Promise<void> {
+    for (let i = 0; i < 2000; i++) {
+      if (readdirSync(outDir).some((n) => n.endsWith('.tmp'))) return;
+      await new Promise((r) => setTimeout(r, 5));
     }
-    const code = await exited;
-    expect(sent).toBe(true);
-    expect(code).toBe(130);
-    expect(readdirSync(outDir)).toEqual([]);
+    throw new Error('the build never started writing');
+  }
+
+  /** An image of the fixture and 512 MiB more: the writer is busy long enough to be interrupted mid-way. */
+  function bigImage(): string {
+    const img = join(tmp.path, 'big');
+    rmSync(img, { recursive: true, force: true });
+    cpSync(fixture, img, { recursive: true, verbatimSymlinks: true });
+    for (let i = 0; i < 4; i++) writeFileSync(join(img, `big${i}`), Buffer.alloc(128 * 1024 * 1024, i + 1));
+    return img;
+  }
+
+  it('an interrupted build leaves neither the output nor a temporary file', async () => {
+    const img = bigImage();
+    const r = await interruptedBuild(img, { group: false }, async (child, outDir) => {
+      await whenWriting(outDir);
+      child.kill('SIGINT');
+    });
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/^cloudlets: .*interrupted/);
+    expect(r.left).toEqual([]);
+    rmSync(img, { recursive: true, force: true });
+  }, 120_000);
+
+  it('Ctrl-C (SIGINT to the process group) reports the interruption, not a child it stopped', async () => {
+    // The child processes die of the same signal: the template renderer while it renders, then GRUB's
+    // processes and the output's writes. Each of their failures used to end the build as its own error.
+    const img = bigImage();
+    // A template that keeps the renderer busy for 4 s (within the 10 s limit).
+    writeFileSync(
+      join(img, 'etc/marker'),
+      '<% const until = Date.now() + 4000; while (Date.now() < until) {} %>slow\n',
+    );
+    const group = (child: ChildProcess) => process.kill(-(child.pid as number), 'SIGINT');
+    const rendering = await interruptedBuild(img, { group: true }, async (child) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      group(child);
+    });
+    expect(rendering.code, rendering.stderr).toBe(130);
+    expect(rendering.stderr).toBe('cloudlets: interrupted by SIGINT\n');
+    expect(rendering.left).toEqual([]);
+
+    writeFileSync(join(img, 'etc/marker'), 'quick\n');
+    const writing = await interruptedBuild(img, { group: true }, async (child, outDir) => {
+      await whenWriting(outDir);
+      group(child);
+    });
+    expect(writing.code, writing.stderr).toBe(130);
+    expect(writing.stderr).toMatch(/^cloudlets: .*interrupted/);
+    expect(writing.left).toEqual([]);
     rmSync(img, { recursive: true, force: true });
   }, 120_000);
 });
