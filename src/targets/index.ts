@@ -90,7 +90,12 @@ export async function buildTarget(o: BuildTargetOptions): Promise<BuildTargetRes
   const diskPath = !packaged
     ? output
     : join(work, plan.format === 'ova' ? `${stemName}-disk1.vmdk` : 'disk.raw');
-  const removeWork = () => rmSync(work, { recursive: true, force: true });
+  // On the way out of a process that exits mid-build: never throws (it would replace the exit code).
+  const removeWork = () => {
+    try {
+      rmSync(work, { recursive: true, force: true, maxRetries: 3, retryDelay: 10 });
+    } catch {}
+  };
   if (packaged) {
     process.once('exit', removeWork);
     mkdirSync(work);
