@@ -4,30 +4,22 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { GRUB_LIB_DIR, grubConfig, startGrubBios, startGrubEfi } from './grub.js';
 
 const haveGrub = ['i386-pc', 'x86_64-efi'].every((p) => existsSync(join(GRUB_LIB_DIR, p)));
 
-// The work directories go to os.tmpdir(), which follows TMPDIR: a directory of this file's own shows
-// what is left behind, whatever other test files run beside it (vitest runs each file in its own process).
+// A work base of this file's own shows what is left behind, whatever other test files run beside it.
 const work = mkdtempSync(join(tmpdir(), 'cloudlets-grub-test-'));
-const savedTmp = process.env.TMPDIR;
-beforeAll(() => {
-  process.env.TMPDIR = work;
-});
-afterAll(() => {
-  if (savedTmp === undefined) delete process.env.TMPDIR;
-  else process.env.TMPDIR = savedTmp;
-  rmSync(work, { recursive: true, force: true });
-});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+const at = { workBase: work };
 
 const config = grubConfig({ rootFsUuid: '0d0b6a35-3bd8-4b6e-9d52-1b3c1ce7f1a2', kernel: '/boot/vmlinuz' });
 
 describe.skipIf(!haveGrub)('GRUB images started early', () => {
   it('makes both images and leaves no work directory', async () => {
-    const bios = startGrubBios();
-    const efi = startGrubEfi();
+    const bios = startGrubBios(at);
+    const efi = startGrubEfi(at);
     const [b, e] = await Promise.all([
       bios.build({ config, coreLba: 34, maxCoreBytes: 1 << 20 }),
       efi.build({ config }),
@@ -45,8 +37,8 @@ describe.skipIf(!haveGrub)('GRUB images started early', () => {
     // removal of its directory used to race with its output file (ENOTEMPTY) and throw there, hiding
     // the interruption (exit 70) and leaving the other image's directory behind.
     for (const delay of [0, 1, 2, 5, 10, 20, 40, 80]) {
-      const bios = startGrubBios();
-      const efi = startGrubEfi();
+      const bios = startGrubBios(at);
+      const efi = startGrubEfi(at);
       const making = Promise.allSettled([
         bios.build({ config, coreLba: 34, maxCoreBytes: 1 << 20 }),
         efi.build({ config }),

@@ -3,9 +3,9 @@
 // (i386-pc, in the BIOS boot partition or after the MBR) and UEFI (x86_64-efi, \EFI\BOOT\BOOTX64.EFI).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudletsError } from '../errors.js';
+import { scratchBase } from '../util/scratch-dir.js';
 import { type EarlyTool, startToolEarly } from './run.js';
 
 export const GRUB_LIB_DIR = '/usr/lib/grub';
@@ -96,17 +96,22 @@ interface EarlyImage {
   cancel(): void;
 }
 
+/** Where GRUB's images come from and where their work directories go. */
+export interface GrubStartOptions {
+  /** GRUB's platform directories (i386-pc, x86_64-efi). */
+  libDir?: string | undefined;
+  /** The directory the work directory is made in; by default scratchBase() (a tmpfs when there is one). */
+  workBase?: string | undefined;
+}
+
 /**
  * Starts grub-mkimage for `format` now (see startToolEarly: a process started after the build has read
  * the tree costs it page faults); it makes the image once `make` gives the config. Its work directory
  * is removed by `make` and by `cancel`.
  */
-function startMkimage(
-  format: 'i386-pc' | 'x86_64-efi',
-  modules: string[],
-  libDir = GRUB_LIB_DIR,
-): EarlyImage {
-  const dir = mkdtempSync(join(tmpdir(), 'cloudlets-grub-'));
+function startMkimage(format: 'i386-pc' | 'x86_64-efi', modules: string[], o: GrubStartOptions): EarlyImage {
+  const libDir = o.libDir ?? GRUB_LIB_DIR;
+  const dir = mkdtempSync(join(o.workBase ?? scratchBase(), 'cloudlets-grub-'));
   const cfg = join(dir, 'early.cfg');
   const out = join(dir, 'out.img');
   // Two small files: removed synchronously, so that it is gone even when the process exits right after.
@@ -171,11 +176,11 @@ export interface EarlyGrubBios {
 /**
  * GRUB for BIOS: core.img placed at `coreLba` (the BIOS boot partition on GPT, LBA 1 after an MBR) and
  * boot.img told where it is, as grub-install would: boot.img's kernel sector (u64 at 0x5c) is core.img's
- * first sector, diskboot's block list (u64 at byte 500) starts at the sector after. `libDir` is where
- * GRUB's platform directories live.
+ * first sector, diskboot's block list (u64 at byte 500) starts at the sector after.
  */
-export function startGrubBios(libDir = GRUB_LIB_DIR): EarlyGrubBios {
-  const image = startMkimage('i386-pc', BIOS_MODULES, libDir);
+export function startGrubBios(o: GrubStartOptions = {}): EarlyGrubBios {
+  const libDir = o.libDir ?? GRUB_LIB_DIR;
+  const image = startMkimage('i386-pc', BIOS_MODULES, o);
   return {
     cancel: () => image.cancel(),
     async build(o) {
@@ -209,7 +214,7 @@ export interface EarlyGrubEfi {
   cancel(): void;
 }
 
-export function startGrubEfi(libDir = GRUB_LIB_DIR): EarlyGrubEfi {
-  const image = startMkimage('x86_64-efi', EFI_MODULES, libDir);
+export function startGrubEfi(o: GrubStartOptions = {}): EarlyGrubEfi {
+  const image = startMkimage('x86_64-efi', EFI_MODULES, o);
   return { cancel: () => image.cancel(), build: (o) => image.make(o.config, o.env) };
 }
