@@ -28,6 +28,8 @@ export interface ConfigureOptions {
   timeoutMs?: number;
   /** The image read as a source; default: a directory source on `dir`. */
   source?: ImageSource;
+  /** Stops the render (before anything is written) when aborted. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface ConfigureResult {
@@ -86,6 +88,7 @@ export async function configureImage(dir: string, opts: ConfigureOptions): Promi
       configuration: opts.configuration,
       manifest: opts.manifest,
       ...(opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs }),
+      signal: opts.signal,
     });
 
     // Pristine copies first: if the run stops half-way, the next one still renders from them.

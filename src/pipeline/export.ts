@@ -111,7 +111,7 @@ export async function readTemplates(image: Image): Promise<TemplateText[]> {
 export async function renderImageTemplates(
   image: Image,
   templates: readonly TemplateText[],
-  opts: Pick<ExportOptions, 'configuration' | 'templateTimeoutMs'>,
+  opts: Pick<ExportOptions, 'configuration' | 'templateTimeoutMs' | 'signal'>,
 ): Promise<Map<string, Buffer>> {
   if (templates.length === 0) return new Map();
   return renderTemplates({
@@ -124,6 +124,7 @@ export async function renderImageTemplates(
     configuration: opts.configuration,
     manifest: image.manifest,
     ...(opts.templateTimeoutMs === undefined ? {} : { timeoutMs: opts.templateTimeoutMs }),
+    signal: opts.signal,
   });
 }
 

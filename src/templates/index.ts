@@ -34,6 +34,11 @@ export interface RenderOptions {
   manifest: Manifest;
   /** Per-template time limit in milliseconds; default 10 000. */
   timeoutMs?: number;
+  /**
+   * Stops the render when aborted (Ctrl-C, SIGTERM): the renderer is killed at once, not left to finish
+   * a template that may run until its time limit, and the call rejects with the signal's reason.
+   */
+  signal?: AbortSignal | undefined;
 }
 
 export const DEFAULT_TEMPLATE_TIMEOUT_MS = 10_000;
@@ -83,7 +88,10 @@ export async function renderTemplates(opts: RenderOptions): Promise<Map<string, 
   const data = JSON.stringify({ configuration: opts.configuration, manifest: opts.manifest });
   const renderer = spare ?? startRenderer();
   spare = undefined;
+  const onAbort = () => renderer.close();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    opts.signal?.throwIfAborted();
     const first = opts.templates[0]?.path ?? '';
     await ask(renderer, { type: 'init', ejs: await ejsBundleSource(), data }, GRACE_MS * 4, {
       templatePath: first,
@@ -100,7 +108,12 @@ export async function renderTemplates(opts: RenderOptions): Promise<Map<string, 
       }
       rendered.set(template.path, output);
     }
+  } catch (err) {
+    // The renderer killed by onAbort: its failure is the interruption's.
+    if (opts.signal?.aborted) throw opts.signal.reason;
+    throw err;
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     renderer.close();
   }
   return rendered;

@@ -158,6 +158,21 @@ describe('renderTemplates', () => {
     await expect(render({ '/x': '' }, { timeoutMs: 0 })).rejects.toMatchObject({ code: 'EUSAGE' });
   });
 
+  it('stops at once when aborted mid-render (Ctrl-C), with the reason, not at the time limit', async () => {
+    const controller = new AbortController();
+    const reason = new CloudletsError('EINTERRUPTED', 'interrupted by SIGTERM');
+    const started = Date.now();
+    setTimeout(() => controller.abort(reason), 300);
+    const err = await render(
+      { '/etc/hostname': '<% while (true) {} %>' },
+      { timeoutMs: 8_000, signal: controller.signal },
+    ).catch((e: unknown) => e);
+    expect(err).toBe(reason);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    // Already aborted: nothing is rendered.
+    await expect(render({ '/etc/hostname': 'x' }, { signal: controller.signal })).rejects.toBe(reason);
+  });
+
   it('keeps multi-byte text intact', async () => {
     const out = await render({ '/etc/x': 'héllo <%= "wörld ✓" %>' });
     expect(out['/etc/x']).toBe('héllo wörld ✓');

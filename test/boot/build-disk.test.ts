@@ -327,7 +327,7 @@ describe.skipIf(skip !== undefined)('cloudlets build: reproducibility and interr
     rmSync(img, { recursive: true, force: true });
   }, 120_000);
 
-  it('Ctrl-C (SIGINT to the process group) reports the interruption, not a child it stopped', async () => {
+  it('Ctrl-C (SIGINT to the process group) reports the interruption, not a child it stopped; SIGTERM stops a render at once', async () => {
     // The child processes die of the same signal: the template renderer while it renders, then GRUB's
     // processes and the output's writes. Each of their failures used to end the build as its own error.
     const img = bigImage();
@@ -344,6 +344,19 @@ describe.skipIf(skip !== undefined)('cloudlets build: reproducibility and interr
     expect(rendering.code, rendering.stderr).toBe(130);
     expect(rendering.stderr).toBe('cloudlets: interrupted by SIGINT\n');
     expect(rendering.left).toEqual([]);
+
+    // SIGTERM to the command alone (a service manager, a cancelled CI job): the renderer, which the
+    // signal did not reach, is stopped at once rather than left to finish its template.
+    let sentAt = 0;
+    const terminated = await interruptedBuild(img, { group: false }, async (child) => {
+      await new Promise((r) => setTimeout(r, 1500));
+      sentAt = Date.now();
+      child.kill('SIGTERM');
+    });
+    expect(terminated.code, terminated.stderr).toBe(143);
+    expect(terminated.stderr).toBe('cloudlets: interrupted by SIGTERM\n');
+    expect(Date.now() - sentAt).toBeLessThan(2_000);
+    expect(terminated.left).toEqual([]);
 
     writeFileSync(join(img, 'etc/marker'), 'quick\n');
     const writing = await interruptedBuild(img, { group: true }, async (child, outDir) => {

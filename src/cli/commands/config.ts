@@ -42,6 +42,7 @@ export async function run(ctx: CliContext, image: string, opts: ConfigOptions, c
       force: opts.force === true,
       timeoutMs,
       source: img.source,
+      signal: ctx.signal,
     });
     for (const path of result.missing)
       warn(ctx, `${path}: listed in "templates" but not in the image; skipped`);
