@@ -1,11 +1,11 @@
 // GRUB for the disks we build: the host's `grub-mkimage` makes a standalone core image with the whole
 // config embedded (no /boot/grub on the disk, nothing read from the image at build time), for BIOS
 // (i386-pc, in the BIOS boot partition or after the MBR) and UEFI (x86_64-efi, \EFI\BOOT\BOOTX64.EFI).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CloudletsError } from '../errors.js';
-import { scratchBase } from '../util/scratch-dir.js';
+import { removeWorkDir, scratchBase } from '../util/scratch-dir.js';
 import { type EarlyTool, startToolEarly } from './run.js';
 
 export const GRUB_LIB_DIR = '/usr/lib/grub';
@@ -115,16 +115,7 @@ function startMkimage(format: 'i386-pc' | 'x86_64-efi', modules: string[], o: Gr
   const cfg = join(dir, 'early.cfg');
   const out = join(dir, 'out.img');
   // Two small files: removed synchronously, so that it is gone even when the process exits right after.
-  // Called from `finally` blocks, it never throws (that would hide the error on its way out). A
-  // grub-mkimage just killed by `cancel` may create its output as the removal goes on: rmdir then
-  // fails with ENOTEMPTY, and is tried again.
-  const remove = () => {
-    try {
-      rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 10 });
-    } catch {
-      // Left in the temporary directory: a few hundred kilobytes, better than a lost error.
-    }
-  };
+  const remove = () => removeWorkDir(dir);
   let tool: EarlyTool;
   try {
     tool = startToolEarly(

@@ -4,7 +4,7 @@
 // (src/build) and packaged (OVA, GCE archive) or given its companions (xl.cfg and the kernel for Xen, the
 // RegisterImage input for EC2). Every output appears whole or not at all.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { rm, unlink } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import {
@@ -22,6 +22,7 @@ import { memberStem, writeOva } from '../package/ova.js';
 import { CONTROLLER_DRIVERS, type Controller, chooseController } from '../package/ovf.js';
 import type { ImageSource } from '../stream/entry.js';
 import { openAtomicOutput } from '../util/atomic-output.js';
+import { removeWorkDir } from '../util/scratch-dir.js';
 import { registerImageInput } from './ec2.js';
 import { driverState, type InitrdContents, inspectInitrd, parseModulesBuiltin } from './initrd.js';
 import { type OutputFormat, planTarget, type TargetName, type TargetPlan } from './profiles.js';
@@ -90,12 +91,8 @@ export async function buildTarget(o: BuildTargetOptions): Promise<BuildTargetRes
   const diskPath = !packaged
     ? output
     : join(work, plan.format === 'ova' ? `${stemName}-disk1.vmdk` : 'disk.raw');
-  // On the way out of a process that exits mid-build: never throws (it would replace the exit code).
-  const removeWork = () => {
-    try {
-      rmSync(work, { recursive: true, force: true, maxRetries: 3, retryDelay: 10 });
-    } catch {}
-  };
+  // On the way out of a process that exits mid-build.
+  const removeWork = () => removeWorkDir(work);
   if (packaged) {
     process.once('exit', removeWork);
     mkdirSync(work);
