@@ -106,7 +106,13 @@ const DOT = Buffer.from('.');
 const DOT_DOT = Buffer.from('..');
 /** Data is written in runs of up to 1 MiB. */
 const STAGE_BLOCKS = 256;
-const MAX_INFLIGHT = 4;
+/**
+ * Runs written at once beyond the one being filled. Each holds a 1 MiB stage buffer, touched for the first
+ * time when it is first filled (a page fault per 4 KiB, ~10 us each on a VM); the output is written by one
+ * thread (UV_THREADPOOL_SIZE=1, set by the loader), which two queued runs keep busy. 4 took ~2,000 faults
+ * for 8 MiB of stages; 2 took 600 fewer and a qcow2 build was ~20 ms faster (median of 14 paired runs).
+ */
+const MAX_INFLIGHT = 2;
 const ROOT_INO = 2;
 const JOURNAL_INO = 8;
 const LOST_FOUND_INO = 11;

@@ -15,7 +15,7 @@ import { type Entry, type EntryType, eachEntry, type ImageSource } from '../entr
 import { startFindWalk } from './find-walk.js';
 import { openHostFile, sourceError } from './host-file.js';
 import { type ResolveFs, resolveImagePath } from './resolve.js';
-import { prunedRootNames, startWalk, type Walk, type WalkRecord } from './walk.js';
+import { type InodeKey, prunedRootNames, startWalk, type Walk, type WalkRecord } from './walk.js';
 import { startTreeXattrs, type TreeXattrRuns } from './xattrs.js';
 
 export interface DirectorySourceOptions {
@@ -109,6 +109,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   const hostRoot = Buffer.from(realRoot === '/' ? '' : realRoot);
   const host = (path: Buffer) =>
     path.length === 1 ? Buffer.from(realRoot) : Buffer.concat([hostRoot, path]);
+  const hostPathOf = (r: WalkRecord) => (r.hostPath ? r.hostPath() : host(r.path));
 
   /** The walk and the getfattr runs of one iteration, started as soon as asked for. */
   interface Reading {
@@ -157,7 +158,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     // The walk and the getfattr runs go on meanwhile (each path waits for its own run).
     const reading = ahead ?? startReading();
     ahead = undefined;
-    const firstLinks = new Map<string, Buffer>();
+    const firstLinks = new Map<InodeKey, Buffer>();
     const noXattrs: ReadonlyMap<string, Buffer> = new Map();
     const xattrs = reading.xattrs?.map ?? new Map<string, Map<string, Buffer>>();
 
@@ -181,12 +182,6 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
       if (opts.hostStat) entry.hostStat = r;
       if (type === 'file') {
         const size = r.size;
-        // Made when the content is read: a commit's walk never reads it, and it is a buffer a file.
-        let hostPath: Buffer | undefined;
-        const hostFile = () => {
-          hostPath ??= r.hostPath ? r.hostPath() : host(path);
-          return hostPath;
-        };
         if (r.nlink > 1) {
           const key = r.inodeKey();
           const first = firstLinks.get(key);
@@ -199,8 +194,10 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
           }
         }
         if (type === 'file') entry.size = size;
-        entry.content = () => readContent(hostFile(), path, size);
-        entry.openContentSync = () => openHostFile(hostFile(), path, size);
+        // The host path is made when the content is read (a commit's walk never reads it; a build reads
+        // each file once), not kept: two functions a file, the fewest the entry's interface allows.
+        entry.content = () => readContent(hostPathOf(r), path, size);
+        entry.openContentSync = () => openHostFile(hostPathOf(r), path, size);
       } else if (type === 'symlink') {
         entry.linkTarget = r.link;
       } else if (type === 'char' || type === 'block') {

@@ -40,6 +40,7 @@ const fields = (r: WalkRecord) => ({
   inoLow32: r.inoLow32,
   dev: r.dev(),
   ino: r.ino(),
+  inodeKey: r.inodeKey(),
   link: r.link?.toString('latin1'),
   rdev: (r.mode & 0o170000) === 0o020000 ? r.rdev() : undefined,
 });
@@ -83,6 +84,13 @@ describe('startFindWalk (the walk by GNU find)', () => {
     expect(records.map((r) => r.path)).toContain('/sub/.git');
     expect(records.find((r) => r.path === '/a')).toMatchObject({ mtimeNs: 1_700_000_000_123_456_789n });
     expect(records.find((r) => r.path === '/new\nline')).toMatchObject({ mtimeNs: -1_500_000_000n });
+    // Hard links share their key, and no other path has it.
+    const keyOf = (path: string) => records.find((r) => r.path === path)?.inodeKey;
+    expect(keyOf('/a.d/hardlink')).toBe(keyOf('/a'));
+    expect(records.filter((r) => r.inodeKey === keyOf('/a')).map((r) => r.path)).toEqual([
+      '/a',
+      '/a.d/hardlink',
+    ]);
     // The host path comes from the listing as it is: the root's own, and the root's followed by the path.
     for (const r of await all(startFindWalk(root, ['.git', '.hg']))) {
       const expected = r.path.length === 1 ? Buffer.from(root) : Buffer.concat([Buffer.from(root), r.path]);
@@ -100,6 +108,21 @@ describe('startFindWalk (the walk by GNU find)', () => {
     } finally {
       process.env.PATH = path;
     }
+  });
+
+  it('keys a file by device and inode exactly, whatever their size', () => {
+    const keyOf = (ino: string, dev: string) =>
+      parseFindListing(
+        Buffer.from(`f 644 0 0 2 3 17.5000000000 17.5000000000 ${ino} ${dev} /r/x\0\0`),
+        2,
+      )[0]?.inodeKey();
+    expect(keyOf('12', '254')).toBe(12 * 2 ** 20 + 254);
+    expect(keyOf('12', '255')).not.toBe(keyOf('12', '254'));
+    expect(keyOf('13', '254')).not.toBe(keyOf('12', '254'));
+    // Numbers too large to pack exactly: the text, which no packed number equals.
+    expect(keyOf('12345678901234567890', '254')).toBe('254:12345678901234567890');
+    expect(keyOf('8589934592', '254')).toBe('254:8589934592');
+    expect(keyOf('12', '1048576')).toBe('1048576:12');
   });
 
   it('refuses a listing it does not know rather than guess', () => {

@@ -20,8 +20,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { lstatSync } from 'node:fs';
 import { plainToolEnv } from '../../util/tool-env.js';
 import { sourceError } from './host-file.js';
-import type { Walk, WalkRecord } from './walk.js';
-import { startWalk, type WalkOptions } from './walk.js';
+import { type InodeKey, inodeKey, startWalk, type Walk, type WalkOptions, type WalkRecord } from './walk.js';
 
 const FORMAT = '%y %m %U %G %n %s %T@ %C@ %i %D %p\\0%l\\0';
 /** Listings larger than this (~500,000 paths) go to the walk thread, which streams in bounded memory. */
@@ -74,10 +73,8 @@ class FoundRecord implements WalkRecord {
   }
   get inoLow32(): number {
     // A commit compares it for every path: read without a BigInt while the number is exact as a double.
-    if (this.devAt - this.inoAt > 15) return Number(this.ino() & 0xffffffffn);
-    let v = 0;
-    for (let i = this.inoAt; i < this.devAt; i++) v = v * 10 + ((this.listing[i] as number) - 0x30);
-    return v % 2 ** 32;
+    const ino = this.decimal(this.inoAt, this.devAt);
+    return typeof ino === 'number' ? ino % 2 ** 32 : Number(BigInt(ino) & 0xffffffffn);
   }
   private text(from: number, to: number): string {
     return this.listing.toString('latin1', from, to);
@@ -88,8 +85,15 @@ class FoundRecord implements WalkRecord {
   ino(): bigint {
     return BigInt(this.text(this.inoAt, this.devAt));
   }
-  inodeKey(): string {
-    return `${this.text(this.devAt + 1, this.devEnd)}:${this.text(this.inoAt, this.devAt)}`;
+  inodeKey(): InodeKey {
+    return inodeKey(this.decimal(this.devAt + 1, this.devEnd), this.decimal(this.inoAt, this.devAt));
+  }
+  /** The listing's digits from..to as a number while exact (15 digits at most), else as text. */
+  private decimal(from: number, to: number): number | string {
+    if (to - from > 15) return this.text(from, to);
+    let v = 0;
+    for (let i = from; i < to; i++) v = v * 10 + ((this.listing[i] as number) - 0x30);
+    return v;
   }
   hostPath(): Buffer {
     // Any other path is the host path's tail, in the same listing; the root's (`/`) is made apart.

@@ -22,10 +22,29 @@ export interface WalkRecord extends HostStat {
   dev(): bigint;
   ino(): bigint;
   rdev(): bigint;
-  /** `dev:ino` in decimal: what hard links to one file share. */
-  inodeKey(): string;
+  /** What hard links to one file share, and no other file does: see inodeKey. */
+  inodeKey(): InodeKey;
   /** The path on the host, when the walk has it at hand (find prints it); else the source makes it. */
   hostPath?(): Buffer;
+}
+
+/**
+ * A file's identity on the host, for finding hard links. Almost always a number, dev and ino packed
+ * exactly into a double (ino below 2^33, dev below 2^20): a Map keyed by numbers makes no string a path,
+ * and a build asks it of every file whose link count is above one (every file, in a tree copied with
+ * `cp -al`). Larger numbers give the text `dev:ino`, which no number equals.
+ */
+export type InodeKey = number | string;
+
+const DEV_SPAN = 2 ** 20;
+const INO_SPAN = 2 ** 33;
+
+/** The key of `dev` and `ino`, given as numbers when they are exact (below 2^53), else as decimal text. */
+export function inodeKey(dev: number | string, ino: number | string): InodeKey {
+  if (typeof dev === 'number' && typeof ino === 'number' && dev < DEV_SPAN && ino < INO_SPAN) {
+    return ino * DEV_SPAN + dev;
+  }
+  return `${dev}:${ino}`;
 }
 
 export interface Walk {
@@ -161,8 +180,14 @@ class DecodedRecord implements WalkRecord {
   rdev(): bigint {
     return this.view.getBigUint64(this.fields + 48, true);
   }
-  inodeKey(): string {
-    return `${this.dev()}:${this.ino()}`;
+  inodeKey(): InodeKey {
+    // Both numbers as two 32-bit halves: exact as doubles while the high half is small, no BigInt.
+    const small = (at: number): number | string => {
+      const high = this.view.getUint32(at + 4, true);
+      if (high >= 2 ** 21) return this.view.getBigUint64(at, true).toString();
+      return high * 2 ** 32 + this.view.getUint32(at, true);
+    };
+    return inodeKey(small(this.fields + 32), small(this.fields + 40));
   }
   get mtimeSec(): number {
     return this.view.getFloat64(this.fields + 56, true);
