@@ -1,6 +1,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import {
   existsSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -285,24 +286,34 @@ describe('buildDisk: passes over the tree', () => {
       'a.d/z': 'z',
     };
     for (const [p, data] of Object.entries(files)) writeFileSync(join(root, p), data);
+    // A file with a second link outside the image (as in a tree copied with `cp -al`): a plain file in it.
+    linkSync(join(root, 'a-b'), join(dir, 'siblings-outside-link'));
     const output = join(dir, 'siblings.img');
-    const source = openDirectorySource(root, { walk: 'find' });
-    const r = await buildDisk({
-      manifest,
-      source,
-      entries: () => sourceStream(source),
-      output,
-      force: true,
-      size: 'auto',
-      boot: 'bios',
-    });
-    const fs = `${output}?offset=${r.rootOffset}`;
-    const fsck = spawnSync('e2fsck', ['-fn', fs], { encoding: 'utf8' });
-    expect(fsck.status, fsck.stdout).toBe(0);
-    for (const [p, data] of Object.entries(files)) {
-      expect(execFileSync('debugfs', ['-R', `cat "/${p}"`, fs], { encoding: 'utf8', stdio: 'pipe' })).toBe(
-        data,
-      );
+    const debugfs = (fs: string, request: string) =>
+      execFileSync('debugfs', ['-R', request, fs], { encoding: 'utf8', stdio: 'pipe' });
+    const inode = (fs: string, p: string) => /Inode: (\d+)/.exec(debugfs(fs, `stat "/${p}"`))?.[1];
+    // Without a hard link inside the image (the writer indexes no paths), then with one.
+    for (const inImage of [false, true]) {
+      if (inImage) linkSync(join(root, 'a/b/x'), join(root, 'a.d/x-link'));
+      const source = openDirectorySource(root, { walk: 'find' });
+      const r = await buildDisk({
+        manifest,
+        source,
+        entries: () => sourceStream(source),
+        output,
+        force: true,
+        size: 'auto',
+        boot: 'bios',
+      });
+      const fs = `${output}?offset=${r.rootOffset}`;
+      const fsck = spawnSync('e2fsck', ['-fn', fs], { encoding: 'utf8' });
+      expect(fsck.status, fsck.stdout).toBe(0);
+      for (const [p, data] of Object.entries(files)) expect(debugfs(fs, `cat "/${p}"`)).toBe(data);
+      expect(debugfs(fs, 'stat "/a-b"')).toMatch(/Links: 1\b/);
+      if (inImage) {
+        expect(inode(fs, 'a.d/x-link')).toBe(inode(fs, 'a/b/x'));
+        expect(debugfs(fs, 'stat "/a/b/x"')).toMatch(/Links: 2\b/);
+      }
     }
   });
 

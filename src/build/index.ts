@@ -43,6 +43,8 @@ export interface RootFsOptions {
   timestamp: number;
   /** Seed for anything else the writer would pick at random (directory hash seed...). */
   seed: string;
+  /** False when the entries hold no hard links (the scan counted none): nothing is indexed for them. */
+  hardLinks?: boolean | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -289,6 +291,7 @@ async function buildWithGrub(
           label: 'root',
           timestamp: time,
           seed,
+          hardLinks: (scan.ext4.hardlinks ?? 1) > 0,
           signal: o.signal,
         },
       );

@@ -10,5 +10,6 @@ export const writeExt4RootFs: RootFsWriter = async (entries, target, offset, opt
     hashSeed: uuidBytes(deriveUuid(opts.seed, 'ext4-hash-seed')),
     label: opts.label,
     timestampSec: opts.timestamp,
+    hardLinks: opts.hardLinks,
   });
 };

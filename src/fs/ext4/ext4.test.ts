@@ -326,6 +326,16 @@ describe('writeExt4', () => {
     expect(afterChecks.length).toBe(1);
   }, 120_000);
 
+  it('told there are no hard links, writes the same bytes without indexing paths, and refuses one that comes', async () => {
+    const hash = (p: string): string => createHash('sha256').update(readFileSync(p)).digest('hex');
+    const noLinks = variedTree().filter((s) => s.type !== 'hardlink');
+    const indexed = await build(noLinks, 32 * MiB);
+    const unindexed = await build(noLinks, 32 * MiB, { hardLinks: false });
+    expect(hash(unindexed)).toBe(hash(indexed));
+    const refused = await build(variedTree(), 32 * MiB, { hardLinks: false }).catch((err: unknown) => err);
+    expect(isCloudletsError(refused) && refused.code === 'ESOURCE' && refused.where).toBe('/links/su-hard');
+  });
+
   it('refuses content larger than the filesystem, or more files than inodes, with a CloudletsError', async () => {
     const img = join(dir, 'small.img');
     const attempt = async (specs: Spec[], opts: Partial<Ext4Options>): Promise<unknown> => {

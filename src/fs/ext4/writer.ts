@@ -88,6 +88,12 @@ export interface Ext4Options {
    * when it runs out of blocks or inodes, part-way through.
    */
   stats?: Ext4SizeStats | undefined;
+  /**
+   * Whether the entries may hold hard links (default true). A caller that knows they hold none (a
+   * build's metadata pass counted none) says false, and the writer keeps no index of the paths a hard
+   * link could name: a string and a map slot for every file of the tree otherwise.
+   */
+  hardLinks?: boolean | undefined;
 }
 
 export interface Ext4Result {
@@ -151,6 +157,7 @@ function fileTypeOf(mode: number): number {
 
 const ROOT_PATH = Buffer.from('/');
 const LOST_FOUND_PATH = Buffer.from('/lost+found');
+const SLASH = 0x2f;
 
 function setBits(bm: Buffer, from: number, to: number): void {
   let i = from;
@@ -255,7 +262,8 @@ class Ext4Writer {
   private nextIno = LOST_FOUND_INO + 1;
   private cursor = 0;
   private reservedIdx = 0;
-  private readonly nonDirs = new Map<string, number>();
+  /** Non-directories by path (latin1), for hard links to name; undefined when told there are none. */
+  private readonly nonDirs: Map<string, number> | undefined;
   /** Directories are written when the entries leave them (OpenDirs says when that is). */
   private readonly dirs = new OpenDirs<OpenDir>((d) => this.finishDir(d));
   private lostFoundSeen = false;
@@ -282,6 +290,7 @@ class Ext4Writer {
     this.hashSeed = hashSeedWords(opts.hashSeed);
     this.ipg = layout.inodesPerGroup;
     this.usedDirs = new Uint32Array(layout.groupCount);
+    this.nonDirs = opts.hardLinks === false ? undefined : new Map();
   }
 
   private get currentPath(): string {
@@ -553,15 +562,15 @@ class Ext4Writer {
       // A failed write (an interrupt among them) stops the writer at the next entry.
       if (this.failure !== undefined) throw this.failure;
       if (this.congested) await this.throttle();
-      const key = e.path.toString('latin1');
-      this.currentEntry = e.path;
-      if (last && comparePaths(last, e.path) >= 0) {
+      const path = e.path;
+      this.currentEntry = path;
+      if (last && comparePaths(last, path) >= 0) {
         throw new CloudletsError('ESOURCE', 'entries are not sorted by path (or repeat a path)', {
           where: this.currentPath,
         });
       }
-      last = e.path;
-      if (key === '/') {
+      last = path;
+      if (path.length === 1 && path[0] === SLASH) {
         if (this.dirs.depth > 0)
           throw new CloudletsError('ESOURCE', 'the root entry comes twice', { where: this.currentPath });
         if (e.type !== 'dir')
@@ -574,11 +583,11 @@ class Ext4Writer {
         continue;
       }
       if (this.dirs.depth === 0) this.rootFromDefaults();
-      if (!key.startsWith('/') || key.endsWith('/'))
+      if (path[0] !== SLASH || path[path.length - 1] === SLASH)
         throw new CloudletsError('ESOURCE', 'malformed image path', { where: this.currentPath });
-      const slash = e.path.lastIndexOf(0x2f);
-      const parent = this.parentDir(e.path, slash);
-      const name = e.path.subarray(slash + 1);
+      const slash = path.lastIndexOf(SLASH);
+      const parent = this.parentDir(path, slash);
+      const name = path.subarray(slash + 1);
       if (
         name.length === 0 ||
         name.length > 255 ||
@@ -590,13 +599,18 @@ class Ext4Writer {
           where: this.currentPath,
         });
       }
-      const isLostFound = key === '/lost+found';
+      const isLostFound = path.equals(LOST_FOUND_PATH);
       if (isLostFound) this.lostFoundSeen = true;
       if (e.type === 'hardlink') {
         if (isLostFound)
           throw new CloudletsError('ENOTSUP', '/lost+found cannot be a hard link on ext4', {
             where: this.currentPath,
           });
+        if (!this.nonDirs) {
+          throw new CloudletsError('ESOURCE', 'a hard link in entries said to have none', {
+            where: this.currentPath,
+          });
+        }
         const ino = e.linkTarget ? this.nonDirs.get(e.linkTarget.toString('latin1')) : undefined;
         if (ino === undefined) {
           throw new CloudletsError(
@@ -616,7 +630,7 @@ class Ext4Writer {
           });
         setLinks(inode, links);
         parent.children.push({ name, ino, fileType: fileTypeOf(inode.readUInt16LE(0)) });
-        this.nonDirs.set(key, ino);
+        this.nonDirs.set(path.toString('latin1'), ino);
         continue;
       }
       const ino = isLostFound ? LOST_FOUND_INO : this.allocInode();
@@ -673,7 +687,7 @@ class Ext4Writer {
         setInodeBlocks(inode, extra);
       }
       parent.children.push({ name, ino, fileType: fileTypeOf(typeBits) });
-      this.nonDirs.set(key, ino);
+      this.nonDirs?.set(path.toString('latin1'), ino);
     }
     this.lastPath = last;
     if (this.congested) await this.throttle();
