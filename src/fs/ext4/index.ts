@@ -7,4 +7,10 @@
 
 export { defaultJournalBlocks } from './layout.js';
 export { createExt4Tally, type Ext4SizeStats, estimateExt4Size } from './size.js';
-export { type Ext4Options, type Ext4Result, writeExt4 } from './writer.js';
+export {
+  type Ext4Options,
+  type Ext4Result,
+  MAX_STAGE_BUFFERS,
+  STAGE_BYTES,
+  writeExt4,
+} from './writer.js';
