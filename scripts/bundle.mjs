@@ -40,6 +40,11 @@ await build({
   format: 'cjs',
   target: 'node20',
   sourcemap: 'linked',
+  // Whitespace and syntax only (names stay, for stack traces and the functions workers are given as
+  // source): 1.33 MB -> 0.89 MB, which every command reads and V8 copies into a string before compiling,
+  // a page fault per 4 KiB of each (~500 fewer; a qcow2 build ~8 ms faster, median of 12 paired runs).
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: 'warning',
   define: {
     'import.meta.url': '__cloudletsModuleUrl',
