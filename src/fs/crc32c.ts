@@ -9,6 +9,17 @@
 
 const POLY = 0x82f63b78;
 const TABLES: Uint32Array[] = buildTables();
+// The tables one by one: taken apart in crc32cRaw, the array was iterated (an iterator object) per call.
+const [T0, T1, T2, T3, T4, T5, T6, T7] = TABLES as [
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+];
 
 function buildTables(): Uint32Array[] {
   const tables: Uint32Array[] = [];
@@ -33,16 +44,14 @@ function buildTables(): Uint32Array[] {
 
 /** Continues a raw CRC-32C (no pre- or post-inversion) over `data`. */
 export function crc32cRaw(seed: number, data: Uint8Array): number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [
-    Uint32Array,
-    Uint32Array,
-    Uint32Array,
-    Uint32Array,
-    Uint32Array,
-    Uint32Array,
-    Uint32Array,
-    Uint32Array,
-  ];
+  const t0 = T0;
+  const t1 = T1;
+  const t2 = T2;
+  const t3 = T3;
+  const t4 = T4;
+  const t5 = T5;
+  const t6 = T6;
+  const t7 = T7;
   let crc = seed >>> 0;
   let i = 0;
   const n = data.length;
@@ -81,7 +90,7 @@ export function crc32c(data: Uint8Array): number {
 /** Raw CRC-32C of a little-endian u32, the way ext4 mixes inode and group numbers into a seed. */
 export function crc32cU32(seed: number, value: number): number {
   // The four bytes one at a time, without a buffer: this runs for every inode and directory block.
-  const t0 = TABLES[0] as Uint32Array;
+  const t0 = T0;
   let crc = seed >>> 0;
   let v = value >>> 0;
   for (let k = 0; k < 4; k++) {

@@ -30,8 +30,19 @@ export interface InodeBase {
   flags: number;
 }
 
-/** Seconds split the ext4 way: 32 low bits in the base field, 2 epoch bits + nanoseconds in the extra one. */
-function encodeTime(ns: bigint): { base: number; extra: number } {
+/**
+ * The last time encoded, as ext4 stores it: the files of a tree mostly share a few times, and this runs
+ * for every inode. Plain variables, not an object made per time: a tree of distinct times made one each.
+ */
+let lastNs = 0n;
+let lastBase = 0;
+let lastExtra = 0;
+
+/**
+ * Seconds split the ext4 way, into lastBase and lastExtra: 32 low bits in the base field, 2 epoch bits +
+ * nanoseconds in the extra one.
+ */
+function encodeTime(ns: bigint): void {
   // Two BigInt operations, then plain numbers: seconds fit a double exactly (|sec| < 2^53), and this
   // runs for every inode whose time differs from the one before.
   let sec = Number(ns / 1_000_000_000n);
@@ -42,11 +53,10 @@ function encodeTime(ns: bigint): { base: number; extra: number } {
   }
   const low = sec | 0; // the low 32 bits, signed
   const epoch = ((sec - low) / 2 ** 32) & 3;
-  return { base: sec >>> 0, extra: ((nsec << 2) | epoch) >>> 0 };
+  lastNs = ns;
+  lastBase = sec >>> 0;
+  lastExtra = ((nsec << 2) | epoch) >>> 0;
 }
-
-/** The last time encoded: the files of a tree mostly share a few times, and this runs for every inode. */
-let lastTime: { ns: bigint; base: number; extra: number } = { ns: 0n, ...encodeTime(0n) };
 
 /** Fills the fields every inode type shares; size, links, blocks and i_block come later. */
 export function writeInodeBase(ino: Buffer, b: InodeBase): void {
@@ -55,8 +65,9 @@ export function writeInodeBase(ino: Buffer, b: InodeBase): void {
   ino.writeUInt16LE(b.gid & 0xffff, 0x18);
   ino.writeUInt16LE(b.uid >>> 16, 0x78);
   ino.writeUInt16LE(b.gid >>> 16, 0x7a);
-  if (lastTime.ns !== b.mtimeNs) lastTime = { ns: b.mtimeNs, ...encodeTime(b.mtimeNs) };
-  const { base, extra } = lastTime;
+  if (lastNs !== b.mtimeNs) encodeTime(b.mtimeNs);
+  const base = lastBase;
+  const extra = lastExtra;
   // atime, ctime, mtime and crtime all take the entry's mtime: the only time an image records.
   ino.writeUInt32LE(base, 0x8);
   ino.writeUInt32LE(extra, 0x8c);
