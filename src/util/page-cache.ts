@@ -17,11 +17,13 @@
  */
 import { spawn } from 'node:child_process';
 import { lstatSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { plainToolEnv } from './tool-env.js';
 
 /** Smaller files are not worth a process start (a few ms of the main thread). */
 export const MIN_RELEASE_BYTES = 64 * 1024 * 1024;
 const RELEASE_TIMEOUT_MS = 10_000;
+const RELEASE_NICE = 19;
 
 /** Drops the cached pages of the regular file at `path` if it is large; resolves when done (never rejects). */
 export function releaseCachedPages(path: string): Promise<void> {
@@ -36,6 +38,16 @@ export function releaseCachedPages(path: string): Promise<void> {
       stdio: 'ignore',
       env: plainToolEnv(),
     });
+    // Its work (dropping ~80,000 pages: ~17 ms of CPU) is wanted before the new disk's writes, and a
+    // build reads the whole tree first, with find and getfattr, which it waits for. At the lowest
+    // priority it runs on what they leave: a qcow2 build ~10-14 ms faster (two series of 14 paired runs).
+    if (child.pid !== undefined) {
+      try {
+        setPriority(child.pid, RELEASE_NICE);
+      } catch {
+        // Not allowed here, or already gone: it runs at this process's priority.
+      }
+    }
     // It takes milliseconds; a file on a filesystem that hangs must not hold the export up for good.
     const timer = setTimeout(() => child.kill('SIGKILL'), RELEASE_TIMEOUT_MS);
     const done = () => {
