@@ -123,8 +123,11 @@ function startMkimage(format: 'i386-pc' | 'x86_64-efi', modules: string[], o: Gr
       ['-O', format, '-d', join(libDir, format), '-c', cfg, '-p', '/boot/grub', '-o', out, ...modules],
       {
         lateEnv: ['SOURCE_DATE_EPOCH'],
-        // Built beside the root filesystem's write, which is the build's longest part and does not need it.
-        nice: 10,
+        // Built beside the root filesystem's write, which is the build's longest part and does not need it,
+        // on what the write leaves of the cores: at the lowest priority, the write (its main thread and
+        // its pool thread) lost less time to it, and the images were still ready when it ended (a qcow2
+        // build ~22 ms faster than at nice 10, two series of 14 paired runs).
+        nice: 19,
         hint: `install grub-pc-bin and grub-efi-amd64-bin (GRUB's ${format} files in ${libDir}/${format})`,
       },
     );
