@@ -1,9 +1,10 @@
 // The Mercurial wrapper and the hg side of versioning. File lists go through `listfile0:` files (NUL
 // separated bytes), never as arguments, so any name hg can store survives.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudletsError } from '../errors.js';
+import { removeWorkDir } from '../util/scratch-dir.js';
 import type { Capture } from './capture.js';
 import type { ContentChanges, LogEntry } from './git.js';
 import { vcsEnv } from './git.js';
@@ -78,7 +79,8 @@ function withListFile<T>(paths: Buffer[], fn: (arg: string) => Promise<T>): Prom
   const tmp = mkdtempSync(join(tmpdir(), 'cloudlets-hg-'));
   const file = join(tmp, 'list');
   writeFileSync(file, Buffer.concat(paths.flatMap((p) => [p, Buffer.from([0])])));
-  return fn(`listfile0:${file}`).finally(() => rmSync(tmp, { recursive: true, force: true }));
+  // Never throws: a failure to remove must not replace the error on its way out.
+  return fn(`listfile0:${file}`).finally(() => removeWorkDir(tmp));
 }
 
 function splitStatus(out: Buffer): [string, Buffer][] {

@@ -6,7 +6,6 @@ import {
   mkdtempSync,
   readdirSync,
   renameSync,
-  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +14,7 @@ import { CloudletsError } from '../errors.js';
 import type { HostStat } from '../stream/entry.js';
 import { openDirectorySource } from '../stream/sources/dir.js';
 import { readTreeXattrs, type TreeXattrs } from '../stream/sources/xattrs.js';
+import { removeWorkDir } from '../util/scratch-dir.js';
 import { type Capture, captureSource, isRepositoryPath } from './capture.js';
 import * as G from './git.js';
 import { gitCommit, gitIdents } from './git-commit.js';
@@ -158,7 +158,8 @@ const head = (kind: VcsKind, dir: string) => (kind === 'git' ? G.gitHead(dir) : 
 
 function withTemp<T>(fn: (tmp: string) => Promise<T>): Promise<T> {
   const tmp = mkdtempSync(join(tmpdir(), 'cloudlets-vcs-'));
-  return fn(tmp).finally(() => rmSync(tmp, { recursive: true, force: true }));
+  // Never throws: a git killed by an interrupt while writing here must not replace the error on its way out.
+  return fn(tmp).finally(() => removeWorkDir(tmp));
 }
 
 export interface ContentChangeList {
