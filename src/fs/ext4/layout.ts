@@ -14,6 +14,8 @@ export const DESC_SIZE = 64;
 export const LOG_GROUPS_PER_FLEX = 4;
 export const GROUPS_PER_FLEX = 1 << LOG_GROUPS_PER_FLEX;
 export const FIRST_INO = 11;
+/** The directory e2fsck expects at the root, sized for its own use (the writer makes it 4 blocks). */
+export const LOST_FOUND_PATH = Buffer.from('/lost+found');
 export const DEFAULT_INODE_RATIO = 16384;
 export const DEFAULT_RESERVED_PERCENT = 5;
 /** Below this mke2fs makes no journal; we follow it (8 MiB). */

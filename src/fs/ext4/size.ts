@@ -4,7 +4,14 @@
  */
 import type { Entry } from '../../stream/entry.js';
 import { dirBlockCount } from './dir.js';
-import { BLOCK_SIZE, FIRST_INO, type LayoutOptions, MIN_FS_BLOCKS, planLayout } from './layout.js';
+import {
+  BLOCK_SIZE,
+  FIRST_INO,
+  type LayoutOptions,
+  LOST_FOUND_PATH,
+  MIN_FS_BLOCKS,
+  planLayout,
+} from './layout.js';
 import { OpenDirs } from './open-dirs.js';
 import { encodeXattrs } from './xattr.js';
 
@@ -27,8 +34,6 @@ export interface Ext4SizeStats {
   xattrBlocks?: number | undefined;
 }
 
-const LOST_FOUND = Buffer.from('/lost+found');
-
 /** Collects `Ext4SizeStats` from a pass over the entries' metadata (never reads content). */
 /** `result()` is read once, after the last entry. */
 export function createExt4Tally(): { add(e: Entry): void; result(): Ext4SizeStats } {
@@ -45,7 +50,7 @@ export function createExt4Tally(): { add(e: Entry): void; result(): Ext4SizeStat
   // Name lengths per open directory, to count directory blocks exactly, as the writer lays them out.
   // Paths are compared as bytes in place: this runs for every entry of an export.
   const countBlocks = (d: { path: Buffer; names: number[] }): void => {
-    stats.dirBlocks += dirBlockCount(d.names, d.path.equals(LOST_FOUND) ? 4 : 1);
+    stats.dirBlocks += dirBlockCount(d.names, d.path.equals(LOST_FOUND_PATH) ? 4 : 1);
   };
   const open = new OpenDirs<{ path: Buffer; names: number[] }>(countBlocks);
   let lostFound = false;
@@ -60,7 +65,7 @@ export function createExt4Tally(): { add(e: Entry): void; result(): Ext4SizeStat
         while (slash > 0 && path[slash] !== 0x2f) slash--;
         // No parent open: the writer refuses the tree, with the path.
         open.parentOf(path, slash)?.names.push(path.length - slash - 1);
-        if (path.equals(LOST_FOUND)) lostFound = true;
+        if (path.equals(LOST_FOUND_PATH)) lostFound = true;
         if (e.type === 'dir') {
           stats.dirs++;
           open.open({ path, names: [] });

@@ -51,6 +51,7 @@ import {
   DESC_SIZE,
   INODE_SIZE,
   type Layout,
+  LOST_FOUND_PATH,
   planLayout,
   type Range,
 } from './layout.js';
@@ -160,7 +161,6 @@ function fileTypeOf(mode: number): number {
 }
 
 const ROOT_PATH = Buffer.from('/');
-const LOST_FOUND_PATH = Buffer.from('/lost+found');
 const SLASH = 0x2f;
 
 function setBits(bm: Buffer, from: number, to: number): void {
