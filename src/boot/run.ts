@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { setPriority } from 'node:os';
 import { CloudletsError } from '../errors.js';
+import { setChildNice } from '../util/priority.js';
 
 export interface RunToolOptions {
   env?: NodeJS.ProcessEnv | undefined;
@@ -61,13 +61,7 @@ export function startToolEarly(
     env: o.env ?? process.env,
     stdio: ['pipe', 'pipe', 'pipe'],
   });
-  if (o.nice !== undefined && child.pid !== undefined) {
-    try {
-      setPriority(child.pid, o.nice); // exec keeps it
-    } catch {
-      // Already ended, or not allowed here: it runs at this process's priority.
-    }
-  }
+  if (o.nice !== undefined) setChildNice(child, o.nice);
   child.stdin.on('error', () => {}); // a shell that is gone is reported by its exit
   // While it waits it must not keep this process alive: one never run nor cancelled (a bug, or a
   // process on its way out) gets the end of its input when this process ends, and exits.

@@ -17,7 +17,7 @@
  */
 import { spawn } from 'node:child_process';
 import { lstatSync } from 'node:fs';
-import { setPriority } from 'node:os';
+import { setChildNice } from './priority.js';
 import { plainToolEnv } from './tool-env.js';
 
 /** Smaller files are not worth a process start (a few ms of the main thread). */
@@ -41,13 +41,7 @@ export function releaseCachedPages(path: string): Promise<void> {
     // Its work (dropping ~80,000 pages: ~17 ms of CPU) is wanted before the new disk's writes, and a
     // build reads the whole tree first, with find and getfattr, which it waits for. At the lowest
     // priority it runs on what they leave: a qcow2 build ~10-14 ms faster (two series of 14 paired runs).
-    if (child.pid !== undefined) {
-      try {
-        setPriority(child.pid, RELEASE_NICE);
-      } catch {
-        // Not allowed here, or already gone: it runs at this process's priority.
-      }
-    }
+    setChildNice(child, RELEASE_NICE);
     // It takes milliseconds; a file on a filesystem that hangs must not hold the export up for good.
     const timer = setTimeout(() => child.kill('SIGKILL'), RELEASE_TIMEOUT_MS);
     const done = () => {

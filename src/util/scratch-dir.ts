@@ -1,4 +1,5 @@
-// The work directories of the host tools a build runs (GRUB's config and image): where, and removal.
+// Work directories for host tools: where a build's GRUB files go (scratchBase), and a removal that
+// never throws for every command's temporary directories (removeWorkDir).
 //
 // grub-mkimage fsyncs its output before it exits. On a disk that fsync waits for the device, behind
 // whatever else is queued there (the previous build's output still being written back): measured on a
