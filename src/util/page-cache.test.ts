@@ -15,6 +15,14 @@ function cachedBytes(path: string): number {
   return Number(r.stdout.trim());
 }
 
+/**
+ * Most of `bytes`: the kernel may reclaim a few pages of any file at any time (CI's run lost 2 MiB of 64
+ * while other tests ran), so "left alone" means far above what a release leaves (under 1/16).
+ */
+function mostOf(bytes: number): number {
+  return (bytes * 3) / 4;
+}
+
 /** A file of `bytes`, written and read back so that all of it is cached. */
 function cachedFile(name: string, bytes: number): string {
   const path = join(dir, name);
@@ -28,7 +36,7 @@ describe('releaseCachedPages', () => {
     const path = cachedFile('large.img', MIN_RELEASE_BYTES);
     // Written pages must be on disk before the kernel lets them go.
     spawnSync('sync', [path]);
-    expect(cachedBytes(path)).toBe(MIN_RELEASE_BYTES);
+    expect(cachedBytes(path)).toBeGreaterThan(mostOf(MIN_RELEASE_BYTES));
     await releaseCachedPages(path);
     expect(cachedBytes(path)).toBeLessThan(MIN_RELEASE_BYTES / 16);
     const back = readFileSync(path);
@@ -39,7 +47,7 @@ describe('releaseCachedPages', () => {
   it('leaves a small file, a directory and a missing path alone', async () => {
     const small = cachedFile('small.img', 1024 * 1024);
     await releaseCachedPages(small);
-    expect(cachedBytes(small)).toBe(1024 * 1024);
+    expect(cachedBytes(small)).toBeGreaterThan(mostOf(1024 * 1024));
     await expect(releaseCachedPages(dir)).resolves.toBeUndefined();
     await expect(releaseCachedPages(join(dir, 'missing'))).resolves.toBeUndefined();
   });
@@ -54,6 +62,6 @@ describe('releaseCachedPages', () => {
     } finally {
       process.env.PATH = saved;
     }
-    expect(cachedBytes(path)).toBe(MIN_RELEASE_BYTES);
+    expect(cachedBytes(path)).toBeGreaterThan(mostOf(MIN_RELEASE_BYTES));
   });
 });
