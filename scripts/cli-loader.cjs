@@ -17,24 +17,13 @@ const { setFlagsFromString } = require('node:v8');
 const { Script } = require('node:vm');
 
 const dir = __dirname;
-
-// V8's young generation starts at 1 MiB a semi-space and doubles when much of it survives, up to 16 MiB:
-// a disk build's scan keeps its entries, so it reached 16 MiB (32 MiB of new space) within half a second.
-// Each page of it is memory the process touches for the first time, and on a VM a first touch is a
-// page fault that costs the hypervisor some 10 us (measured here: 100 MB touched in 290-390 ms). Kept
-// at 1 MiB, the young generation is collected more often (each time cheaply: little of it is garbage
-// the program still holds) and the process touches ~28 MB less: a 300 MB qcow2 build took 6,000 fewer
-// page faults and 6% less time (10 paired runs, every one faster); tar, commit and checkout no slower.
-// Set before any code is compiled: the code cache (below) is made under the same flags, and V8
-// rejects a cache made under others. Workers (VMDK deflate, the directory walk) inherit it.
-setFlagsFromString('--semi-space-growth-factor=1');
+const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
 
 // The commands that export an image wait first of all for the template renderer's child to start, so it
 // is spawned here, before the program is compiled (~15 ms sooner than from its first module), and sent
 // ejs to prepare. renderer-child.json is written by the build: the child's arguments, spawn options and
 // that first message, valid for the Node that built it (another one: src/cli/prestart.ts spawns it itself).
 const EXPORTING = ['tar', 'build'];
-const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
 const exporting = EXPORTING.includes(command ?? '') && !process.argv.includes('--help');
 const start = { exporting };
 
@@ -76,6 +65,27 @@ if (exporting && existsSync(childFile)) {
 }
 globalThis[Symbol.for('cloudlets.renderer')] = start;
 
+// V8's young generation starts at 1 MiB a semi-space and doubles when much of it survives, up to 16 MiB:
+// a disk build's scan keeps its entries, so it reached 16 MiB (32 MiB of new space) within half a second.
+// Each page of it is memory the process touches for the first time, and on a VM a first touch is a
+// page fault that costs the hypervisor some 10 us (measured here: 100 MB touched in 290-390 ms). Kept
+// at 1 MiB, the young generation is collected more often (each time cheaply: little of it is garbage
+// the program still holds) and the process touches ~28 MB less: a 300 MB qcow2 build took 6,000 fewer
+// page faults and 6% less time (10 paired runs, every one faster); tar, commit and checkout no slower.
+// Set before the program is compiled: the code cache (below) is made under the same flags, and V8
+// rejects a cache made under others. Workers (VMDK deflate, the directory walk) inherit it.
+//
+// Node's own modules (crypto, zlib, fs/promises, ...) come with a code cache built into the node binary
+// under V8's default flags, so V8 rejects that cache too once a flag has changed, and every built-in
+// module loaded afterwards is compiled from source: twice the time (a disk build loads 38 of them
+// after this line: 18 ms instead of 10, measured). The public built-ins a command is known to load
+// (builtins.json: recorded by the build's code-cache warm-up, for the Node that made it) are loaded first.
+const builtinsFile = join(dir, 'builtins.json');
+const preloaded = knownBuiltins(builtinsFile, command);
+for (const name of preloaded) require(`node:${name}`);
+const builtinsBefore = process.moduleLoadList.length;
+setFlagsFromString('--semi-space-growth-factor=1');
+
 const file = join(dir, 'cloudlets.cjs');
 const cacheFile = `${file}.cache`;
 const cachedData = existsSync(cacheFile) ? readFileSync(cacheFile) : undefined;
@@ -86,7 +96,41 @@ const script = new Script(readFileSync(file, 'latin1'), {
 });
 // Set by the build only: the cache is written once the program has run a representative command.
 if (process.env.CLOUDLETS_WRITE_CODE_CACHE === cacheFile) {
-  process.on('exit', () => writeFileSync(cacheFile, script.createCachedData()));
+  process.on('exit', () => {
+    writeFileSync(cacheFile, script.createCachedData());
+    recordBuiltins(builtinsFile, command, preloaded, process.moduleLoadList.slice(builtinsBefore));
+  });
 }
 const program = { exports: {} };
 script.runInThisContext()(program.exports, Module.createRequire(file), program, file, dir);
+
+/** The public built-in modules `command` loaded in the warm-up, if builtins.json was made by this Node. */
+function knownBuiltins(file, command) {
+  if (command === undefined || !existsSync(file)) return [];
+  try {
+    const known = JSON.parse(readFileSync(file, 'utf8'));
+    const names =
+      known.node === process.version && Object.hasOwn(known.commands, command) ? known.commands[command] : [];
+    return Array.isArray(names) ? names.filter((name) => Module.isBuiltin(`node:${name}`)) : [];
+  } catch {
+    return []; // unreadable: the modules load when the program asks, only slower
+  }
+}
+
+/** Adds to builtins.json the public built-ins `command` loaded (process.moduleLoadList's `NativeModule x`). */
+function recordBuiltins(file, command, preloaded, loadedAfter) {
+  if (command === undefined) return;
+  let known = { node: process.version, commands: {} };
+  if (existsSync(file)) {
+    const old = JSON.parse(readFileSync(file, 'utf8'));
+    if (old.node === process.version) known = old;
+  }
+  const names = new Set([...(known.commands[command] ?? []), ...preloaded]);
+  for (const item of loadedAfter) {
+    const name = item.startsWith('NativeModule ') ? item.slice('NativeModule '.length) : '';
+    // Internal modules cannot be required; the public ones bring theirs along.
+    if (name !== '' && !name.startsWith('internal/') && Module.isBuiltin(name)) names.add(name);
+  }
+  known.commands[command] = [...names];
+  writeFileSync(file, `${JSON.stringify(known)}\n`);
+}
