@@ -109,7 +109,6 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
   const hostRoot = Buffer.from(realRoot === '/' ? '' : realRoot);
   const host = (path: Buffer) =>
     path.length === 1 ? Buffer.from(realRoot) : Buffer.concat([hostRoot, path]);
-  const hostPathOf = (r: WalkRecord) => (r.hostPath ? r.hostPath() : host(r.path));
 
   /** The walk and the getfattr runs of one iteration, started as soon as asked for. */
   interface Reading {
@@ -162,6 +161,17 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     const noXattrs: ReadonlyMap<string, Buffer> = new Map();
     const xattrs = reading.xattrs?.map ?? new Map<string, Map<string, Buffer>>();
 
+    /**
+     * Gives a file entry its readers. Two functions a file, the fewest the entry's interface allows,
+     * holding only the path and the size: not the walk's record, which the entry would otherwise keep
+     * alive for as long as a build keeps its entries (the whole tree). The host path is made when the
+     * content is read (a commit's walk never reads it; a build reads each file once).
+     */
+    const giveReaders = (entry: Entry, path: Buffer, size: number): void => {
+      entry.content = () => readContent(reading.walk.hostPath(path), path, size);
+      entry.openContentSync = () => openHostFile(reading.walk.hostPath(path), path, size);
+    };
+
     const toEntry = (r: WalkRecord): Entry => {
       const { path, mode } = r;
       let type = typeOfMode(mode);
@@ -169,6 +179,8 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
         throw new CloudletsError('ESOURCE', `unknown file type ${mode.toString(8)}`, {
           where: path.toString('utf8'),
         });
+      // The fields most entries get are all given here, so that files, directories and symlinks share one
+      // shape (one map for the filters and sinks to meet, and no property array added to each file).
       const entry: Entry = {
         path,
         type,
@@ -178,6 +190,9 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
         mtimeNs: r.mtimeNs,
         size: 0,
         xattrs: xattrs.size === 0 ? noXattrs : (xattrs.get(path.toString('latin1')) ?? noXattrs),
+        linkTarget: undefined,
+        content: undefined,
+        openContentSync: undefined,
       };
       if (opts.hostStat) entry.hostStat = r;
       if (type === 'file') {
@@ -194,10 +209,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
           }
         }
         if (type === 'file') entry.size = size;
-        // The host path is made when the content is read (a commit's walk never reads it; a build reads
-        // each file once), not kept: two functions a file, the fewest the entry's interface allows.
-        entry.content = () => readContent(hostPathOf(r), path, size);
-        entry.openContentSync = () => openHostFile(hostPathOf(r), path, size);
+        giveReaders(entry, path, size);
       } else if (type === 'symlink') {
         entry.linkTarget = r.link;
       } else if (type === 'char' || type === 'block') {

@@ -91,10 +91,13 @@ describe('startFindWalk (the walk by GNU find)', () => {
       '/a',
       '/a.d/hardlink',
     ]);
-    // The host path comes from the listing as it is: the root's own, and the root's followed by the path.
-    for (const r of await all(startFindWalk(root, ['.git', '.hg']))) {
-      const expected = r.path.length === 1 ? Buffer.from(root) : Buffer.concat([Buffer.from(root), r.path]);
-      expect(r.hostPath?.().toString('latin1')).toBe(expected.toString('latin1'));
+    // The host path of a record's path: the root's own, and the root's followed by the path. find's walk
+    // takes it from the listing as it is, the thread's makes it.
+    for (const walk of [startFindWalk(root, ['.git', '.hg']), startWalk(root, ['.git', '.hg'])]) {
+      for (const r of await all(walk)) {
+        const expected = r.path.length === 1 ? Buffer.from(root) : Buffer.concat([Buffer.from(root), r.path]);
+        expect(walk.hostPath(r.path).toString('latin1')).toBe(expected.toString('latin1'));
+      }
     }
   });
 

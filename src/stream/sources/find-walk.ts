@@ -9,7 +9,8 @@
  * when it reports anything (a directory it cannot read, a path gone meanwhile), or when its listing
  * outgrows MAX_LISTING_BYTES, the walk is done again by the thread, which reports the failure exactly
  * where a walk meets it. The listing is held whole before it is sorted: memory grows with the number of
- * paths (~120 bytes a path), bounded by that limit.
+ * paths (the listing's text, ~150 bytes a path, plus 72 bytes of numbers and a path Buffer, ~100 bytes),
+ * bounded by that limit. A path's record object is made only when it is handed out.
  *
  * Output format, per path: `TYPE PERM UID GID NLINK SIZE MTIME CTIME INO DEV PATH\0LINK\0`, where the
  * times are `%T@`/`%C@` (`SEC.NNNNNNNNN0`: find prints tv_sec, a dot and tv_nsec, even for times
@@ -44,64 +45,163 @@ for (const [letter, bits] of Object.entries(TYPE_BITS)) TYPE_BY_BYTE[letter.char
 const NS = 1_000_000_000n;
 
 /**
- * One path of the listing. The numbers find prints as text that few consumers need (device and inode
- * numbers, the host path) stay in the listing, by offset, until asked for: most paths never are.
+ * The numbers of each path of the listing, in two tables rather than an object per path: a build holds
+ * the whole listing until it is sorted, and ten thousand objects made and kept alive meanwhile were
+ * copied by each young-generation collection (V8's scavenger copies what survives) and then moved to
+ * the old generation. INT_FIELDS 32-bit slots a path (uid and gid as their bits), and NUM_FIELDS
+ * doubles for what may pass 2^31 (every one is exact as a double: below 2^53).
+ */
+const MODE = 0;
+const UID = 1;
+const GID = 2;
+const NLINK = 3;
+const MTIME_NSEC = 4;
+const CTIME_NSEC = 5;
+/** The record's chunk (an index into FoundPaths.chunks), and offsets in it (see FoundRecord). */
+const CHUNK = 6;
+const INO_AT = 7;
+const DEV_AT = 8;
+const DEV_END = 9;
+const HOST_AT = 10;
+const LINK_END = 11;
+const INT_FIELDS = 12;
+const SIZE = 0;
+const MTIME_SEC = 1;
+const CTIME_SEC = 2;
+const NUM_FIELDS = 3;
+
+/** The paths of a listing: their numbers in a table, their image paths as views into the listing. */
+export class FoundPaths {
+  count = 0;
+  ints = new Int32Array(1024 * INT_FIELDS);
+  nums = new Float64Array(1024 * NUM_FIELDS);
+  /** Image paths: views into the chunk each came in; the root's is its own `/`. */
+  readonly paths: Buffer[] = [];
+  /** The listing, as the chunks the paths came in. */
+  readonly chunks: Buffer[] = [];
+
+  constructor(
+    /** Bytes of the root's host path before each image path (`/srv/img` of `/srv/img/etc`). */
+    readonly prefix: number,
+  ) {}
+
+  /** Makes room for one more path (at index `count`). */
+  grow(): void {
+    if ((this.count + 1) * INT_FIELDS <= this.ints.length) return;
+    const ints = new Int32Array(this.ints.length * 2);
+    ints.set(this.ints);
+    this.ints = ints;
+    const nums = new Float64Array(this.nums.length * 2);
+    nums.set(this.nums);
+    this.nums = nums;
+  }
+
+  record(i: number): FoundRecord {
+    return new FoundRecord(this.paths[i] as Buffer, this, i);
+  }
+
+  /** The indexes of the paths in byte order of the paths: the order of a walk. */
+  sortedOrder(): number[] {
+    const paths = this.paths;
+    const order = Array.from({ length: this.count }, (_, i) => i);
+    return order.sort((a, b) => Buffer.compare(paths[a] as Buffer, paths[b] as Buffer));
+  }
+}
+
+/**
+ * One path of the listing, made when handed out (a consumer that keeps what it needs lets it go). The
+ * numbers find prints as text that few consumers need (device and inode numbers) stay in the listing,
+ * by offset, until asked for: most paths never are.
  */
 class FoundRecord implements WalkRecord {
   constructor(
     readonly path: Buffer,
-    readonly mode: number,
-    readonly uid: number,
-    readonly gid: number,
-    readonly nlink: number,
-    readonly size: number,
-    readonly mtimeSec: number,
-    readonly mtimeNsec: number,
-    readonly ctimeSec: number,
-    readonly ctimeNsec: number,
-    readonly link: Buffer | undefined,
-    private readonly listing: Buffer,
-    /** Offsets in the listing: the inode number, the space before the device number, the space after. */
-    private readonly inoAt: number,
-    private readonly devAt: number,
-    private readonly devEnd: number,
-    /** Where the host path (find's %p) starts; it ends where `path` does. */
-    private readonly hostAt: number,
+    private readonly found: FoundPaths,
+    /** Its index in the tables. */
+    private readonly i: number,
   ) {}
+  private int(field: number): number {
+    return this.found.ints[this.i * INT_FIELDS + field] as number;
+  }
+  private num(field: number): number {
+    return this.found.nums[this.i * NUM_FIELDS + field] as number;
+  }
+  get mode(): number {
+    return this.int(MODE);
+  }
+  get uid(): number {
+    return this.int(UID) >>> 0;
+  }
+  get gid(): number {
+    return this.int(GID) >>> 0;
+  }
+  get nlink(): number {
+    return this.int(NLINK) >>> 0;
+  }
+  get size(): number {
+    // A small integer as one (a Smi), not as a double: entries keep it, and a double field would give
+    // every entry a number object of its own.
+    const size = this.num(SIZE);
+    return size < 2 ** 31 ? size | 0 : size;
+  }
+  get mtimeSec(): number {
+    return this.num(MTIME_SEC);
+  }
+  get mtimeNsec(): number {
+    return this.int(MTIME_NSEC);
+  }
+  get ctimeSec(): number {
+    return this.num(CTIME_SEC);
+  }
+  get ctimeNsec(): number {
+    return this.int(CTIME_NSEC);
+  }
   get mtimeNs(): bigint {
     return BigInt(this.mtimeSec) * NS + BigInt(this.mtimeNsec);
   }
+  private get chunk(): Buffer {
+    return this.found.chunks[this.int(CHUNK)] as Buffer;
+  }
+  get link(): Buffer | undefined {
+    if ((this.mode & 0o170000) !== 0o120000) return undefined;
+    // The target follows the path and its NUL, up to the next NUL.
+    const pathEnd = this.path.byteOffset - this.chunk.byteOffset + this.path.length;
+    return this.chunk.subarray(pathEnd + 1, this.int(LINK_END));
+  }
   get inoLow32(): number {
     // A commit compares it for every path: read without a BigInt while the number is exact as a double.
-    const ino = this.decimal(this.inoAt, this.devAt);
+    const ino = this.decimal(this.int(INO_AT), this.int(DEV_AT));
     return typeof ino === 'number' ? ino % 2 ** 32 : Number(BigInt(ino) & 0xffffffffn);
   }
   private text(from: number, to: number): string {
-    return this.listing.toString('latin1', from, to);
+    return this.chunk.toString('latin1', from, to);
   }
   dev(): bigint {
-    return BigInt(this.text(this.devAt + 1, this.devEnd));
+    return BigInt(this.text(this.int(DEV_AT) + 1, this.int(DEV_END)));
   }
   ino(): bigint {
-    return BigInt(this.text(this.inoAt, this.devAt));
+    return BigInt(this.text(this.int(INO_AT), this.int(DEV_AT)));
   }
   inodeKey(): InodeKey {
-    return inodeKey(this.decimal(this.devAt + 1, this.devEnd), this.decimal(this.inoAt, this.devAt));
+    const devAt = this.int(DEV_AT);
+    return inodeKey(this.decimal(devAt + 1, this.int(DEV_END)), this.decimal(this.int(INO_AT), devAt));
   }
   /** The listing's digits from..to as a number while exact (15 digits at most), else as text. */
   private decimal(from: number, to: number): number | string {
     if (to - from > 15) return this.text(from, to);
+    const chunk = this.chunk;
     let v = 0;
-    for (let i = from; i < to; i++) v = v * 10 + ((this.listing[i] as number) - 0x30);
+    for (let i = from; i < to; i++) v = v * 10 + ((chunk[i] as number) - 0x30);
     return v;
   }
   hostPath(): Buffer {
+    const chunk = this.chunk;
     // Any other path is the host path's tail, in the same listing; the root's (`/`) is made apart.
     const end =
       this.path.length === 1
-        ? this.listing.indexOf(0, this.hostAt)
-        : this.path.byteOffset - this.listing.byteOffset + this.path.length;
-    return this.listing.subarray(this.hostAt, end);
+        ? chunk.indexOf(0, this.int(HOST_AT))
+        : this.path.byteOffset - chunk.byteOffset + this.path.length;
+    return chunk.subarray(this.int(HOST_AT), end);
   }
   rdev(): bigint {
     // find does not print it: a device (rare) is asked directly.
@@ -117,11 +217,13 @@ class FoundRecord implements WalkRecord {
 class UnexpectedListing extends Error {}
 
 /**
- * Parses the complete records of `out` from `from` into `records` (see the module comment; `prefix` bytes
- * of the root are cut from each path); returns where the first incomplete record starts, out.length when
- * none is. A record is complete once its two NULs, after the path and after the link, have come.
+ * Parses the complete records of `out` from `from` into `found` (see the module comment; `found.prefix`
+ * bytes of the root are cut from each path); returns where the first incomplete record starts, out.length
+ * when none is. A record is complete once its two NULs, after the path and after the link, have come.
  */
-export function parseFindRecords(out: Buffer, from: number, prefix: number, records: WalkRecord[]): number {
+export function parseFindRecords(out: Buffer, from: number, found: FoundPaths): number {
+  const prefix = found.prefix;
+  const chunkIndex = found.chunks.length;
   let at = from;
   /** Where the current record's fields end (its path's NUL): nothing is read past it. */
   let limit = 0;
@@ -170,65 +272,56 @@ export function parseFindRecords(out: Buffer, from: number, prefix: number, reco
     at++;
   };
   const n = out.length;
+  let parsed = 0;
   while (at < n) {
-    const start = at;
     const pathEnd = out.indexOf(0, at);
     const linkEnd = pathEnd < 0 ? -1 : out.indexOf(0, pathEnd + 1);
-    if (linkEnd < 0) return start;
+    if (linkEnd < 0) break;
     limit = pathEnd;
     const type = TYPE_BY_BYTE[out[at] as number] ?? 0;
     if (out[at + 1] !== 0x20) bad();
     at += 2;
-    const perm = number(8);
-    const uid = number(10);
-    const gid = number(10);
-    const nlink = number(10);
-    const size = number(10);
+    found.grow();
+    const ints = found.ints;
+    const nums = found.nums;
+    const i = found.count * INT_FIELDS;
+    const d = found.count * NUM_FIELDS;
+    ints[i + MODE] = type | number(8);
+    ints[i + UID] = number(10);
+    ints[i + GID] = number(10);
+    ints[i + NLINK] = number(10);
+    nums[d + SIZE] = number(10);
     time();
-    const mtimeSec = sec;
-    const mtimeNsec = nsec;
+    nums[d + MTIME_SEC] = sec;
+    ints[i + MTIME_NSEC] = nsec;
     time();
-    const inoAt = at;
+    nums[d + CTIME_SEC] = sec;
+    ints[i + CTIME_NSEC] = nsec;
+    ints[i + CHUNK] = chunkIndex;
+    ints[i + INO_AT] = at;
     skipWord();
-    const devAt = at - 1;
+    ints[i + DEV_AT] = at - 1;
     skipWord();
-    const devEnd = at - 1;
-    const hostAt = at;
+    ints[i + DEV_END] = at - 1;
+    ints[i + HOST_AT] = at;
+    ints[i + LINK_END] = linkEnd;
     // The root itself is printed as the root's path: it is `/` in the image.
-    const path = pathEnd - at <= prefix ? Buffer.from('/') : out.subarray(at + prefix, pathEnd);
-    const link = type === 0o120000 ? out.subarray(pathEnd + 1, linkEnd) : undefined;
+    found.paths.push(pathEnd - at <= prefix ? Buffer.from('/') : out.subarray(at + prefix, pathEnd));
+    found.count++;
+    parsed++;
     at = linkEnd + 1;
-    records.push(
-      new FoundRecord(
-        path,
-        type | perm,
-        uid,
-        gid,
-        nlink,
-        size,
-        mtimeSec,
-        mtimeNsec,
-        sec,
-        nsec,
-        link,
-        out,
-        inoAt,
-        devAt,
-        devEnd,
-        hostAt,
-      ),
-    );
   }
+  if (parsed > 0) found.chunks.push(out);
   return at;
 }
 
-/** Parses a whole listing; one that ends inside a record is not one find printed. */
+/** Parses a whole listing, in its order; one that ends inside a record is not one find printed. */
 export function parseFindListing(out: Buffer, prefix: number): WalkRecord[] {
-  const records: WalkRecord[] = [];
-  if (parseFindRecords(out, 0, prefix, records) !== out.length) {
+  const found = new FoundPaths(prefix);
+  if (parseFindRecords(out, 0, found) !== out.length) {
     throw new UnexpectedListing('find output ends inside a record');
   }
-  return records;
+  return Array.from({ length: found.count }, (_, i) => found.record(i));
 }
 
 /** A glob pattern matching `text` exactly (find's -path takes fnmatch patterns). */
@@ -259,8 +352,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
   /** The start of a record whose end has not come yet. */
   let rest: Buffer | undefined;
   let parsing = false;
-  const records: WalkRecord[] = [];
-  const prefix = Buffer.byteLength(rootText);
+  let found = new FoundPaths(Buffer.byteLength(rootText));
   let bytes = 0;
   let trouble = !exact;
   /** Parses the pending chunks, one or all; a listing it cannot read is left to the thread. */
@@ -269,7 +361,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
       const chunk = pending.shift() as Buffer;
       const out = rest ? Buffer.concat([rest, chunk]) : chunk;
       try {
-        const end = parseFindRecords(out, 0, prefix, records);
+        const end = parseFindRecords(out, 0, found);
         rest = end < out.length ? out.subarray(end) : undefined;
       } catch (err) {
         if (!(err instanceof UnexpectedListing)) throw err;
@@ -321,27 +413,36 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
     });
   });
 
-  let batches: WalkRecord[][] | undefined;
+  /** The paths' indexes in walk order, once the listing is complete; how many were handed out. */
+  let order: number[] | undefined;
+  let handed = 0;
   let thread: Walk | undefined;
   let stopped = false;
+  const rootHost = Buffer.from(realRoot);
   return {
     async next() {
       if (thread) return thread.next();
-      if (!batches) {
+      if (!order) {
         const complete = await listed;
         if (stopped) return undefined;
         if (!complete) {
-          records.length = 0;
+          found = new FoundPaths(found.prefix);
           thread = startWalk(realRoot, pruned, opts);
           return thread.next();
         }
-        records.sort((a, b) => Buffer.compare(a.path, b.path));
-        batches = [];
-        for (let i = records.length; i > 0; i -= BATCH)
-          batches.push(records.slice(Math.max(0, i - BATCH), i));
-        records.length = 0;
+        order = found.sortedOrder();
       }
-      return batches.pop();
+      if (handed === order.length) return undefined;
+      const end = Math.min(handed + BATCH, order.length);
+      const batch: WalkRecord[] = [];
+      for (; handed < end; handed++) batch.push(found.record(order[handed] as number));
+      return batch;
+    },
+    hostPath(path) {
+      if (thread) return thread.hostPath(path);
+      // The listing holds each path right after the root's host path (find's %p): a view of both.
+      if (path.length === 1) return rootHost;
+      return Buffer.from(path.buffer, path.byteOffset - found.prefix, path.length + found.prefix);
     },
     stop() {
       stopped = true;

@@ -24,8 +24,6 @@ export interface WalkRecord extends HostStat {
   rdev(): bigint;
   /** What hard links to one file share, and no other file does: see inodeKey. */
   inodeKey(): InodeKey;
-  /** The path on the host, when the walk has it at hand (find prints it); else the source makes it. */
-  hostPath?(): Buffer;
 }
 
 /**
@@ -52,6 +50,11 @@ export interface Walk {
   next(): Promise<WalkRecord[] | undefined>;
   /** Stops the worker (at the end, or when the consumer stops early). */
   stop(): void;
+  /**
+   * The host path of a record's `path` (that very Buffer, as the walk gave it: find's listing holds the
+   * host path around it). Needs no record, so that what reads a file later need not keep its record.
+   */
+  hostPath(path: Buffer): Buffer;
 }
 
 const CHUNK_BYTES = 64 << 10;
@@ -117,6 +120,8 @@ export function startWalk(realRoot: string, pruned: string[], opts: WalkOptions 
     wake?.();
   });
 
+  const rootHost = Buffer.from(realRoot);
+  const hostRoot = Buffer.from(realRoot === '/' ? '' : realRoot);
   const bump = () => {
     Atomics.add(ctrl, WALK_CTRL.MAIN_EVENT, 1);
     Atomics.notify(ctrl, WALK_CTRL.MAIN_EVENT);
@@ -147,6 +152,9 @@ export function startWalk(realRoot: string, pruned: string[], opts: WalkOptions 
         });
         wake = undefined;
       }
+    },
+    hostPath(path) {
+      return path.length === 1 ? rootHost : Buffer.concat([hostRoot, path]);
     },
     stop() {
       ended = true;
