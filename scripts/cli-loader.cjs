@@ -19,13 +19,17 @@ const { Script } = require('node:vm');
 const dir = __dirname;
 const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
 
-// The commands that export an image wait first of all for the template renderer's child to start, so it
-// is spawned here, before the program is compiled (~15 ms sooner than from its first module), and sent
-// ejs to prepare. renderer-child.json is written by the build: the child's arguments, spawn options and
-// that first message, valid for the Node that built it (another one: src/cli/prestart.ts spawns it itself).
+// `tar` waits first of all for the template renderer's child to start (its walk streams entries from the
+// start, and the templates must be rendered before the first goes out), so the child is spawned here,
+// before the program is compiled (~15 ms sooner than from its first module), and sent ejs to prepare.
+// renderer-child.json is written by the build: the child's arguments, spawn options and that first
+// message, valid for the Node that built it (another one: src/cli/prestart.ts spawns it itself). `build`
+// lists the whole tree before its first entry: it starts the child only for a template that needs it
+// (src/templates/plain.ts), and the start overlaps the listing.
 const EXPORTING = ['tar', 'build'];
-const exporting = EXPORTING.includes(command ?? '') && !process.argv.includes('--help');
-const start = { exporting };
+const help = process.argv.includes('--help');
+const exporting = EXPORTING.includes(command ?? '') && !help;
+const start = { exporting, renderEarly: command === 'tar' && !help };
 
 // An export (tar, build) is the command's own work on its main thread, plus the threads and processes it
 // starts later (they keep its priority). The threads Node has started so far are all helpers: V8's
@@ -55,7 +59,7 @@ if (exporting) {
   process.env.UV_THREADPOOL_SIZE ??= '1';
 }
 const childFile = join(dir, 'renderer-child.json');
-if (exporting && existsSync(childFile)) {
+if (start.renderEarly && existsSync(childFile)) {
   const early = JSON.parse(readFileSync(childFile, 'utf8'));
   if (early.node === process.version) {
     start.child = spawn(process.execPath, early.args, early.options);

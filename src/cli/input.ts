@@ -59,8 +59,9 @@ export async function readJsonInput(ctx: CliContext, value: string, what: string
 /**
  * Opens IMAGE with the global `--manifest`, prints the manifest's warnings, and closes it afterwards.
  * `exporting`: every entry is about to go out, templates rendered (tar, build), so the slow starts begin
- * first and overlap loading the manifest: the source's walk (ImageSource.readAhead) and the template
- * renderer's child process (prestartRenderer, stopped afterwards if no render took it).
+ * first and overlap loading the manifest: the source's walk (ImageSource.readAhead) and, unless the walk
+ * is find's, the template renderer's child process (prestartRenderer, stopped afterwards if no render
+ * took it).
  */
 export async function withImage<T>(
   ctx: CliContext,
@@ -74,7 +75,9 @@ export async function withImage<T>(
   },
   use: (image: Image) => Promise<T> | T,
 ): Promise<T> {
-  if (opts.exporting) prestartRenderer();
+  // A walk by find lists the whole tree before the first entry goes out (a build): the render starts the
+  // child only if a template needs one, and that start overlaps the listing.
+  if (opts.exporting && opts.walk !== 'find') prestartRenderer();
   try {
     const image = await openImage(spec, {
       ...(opts.manifestFile === undefined ? {} : { manifestFile: opts.manifestFile }),

@@ -1,6 +1,7 @@
 /**
  * Renders EJS templates that come from strangers. One child process per call renders every template,
- * each in a fresh vm context (see ./renderer.ts for the layers of isolation). Includes are read by the
+ * each in a fresh vm context (see ./renderer.ts for the layers of isolation); templates that only put
+ * values in place run no code and are filled in without it (./plain.ts). Includes are read by the
  * parent through `readInclude`, inside the image only, and handed to the child as text: the child
  * reports which files a template wants, and the template is rendered again once they are loaded.
  *
@@ -18,6 +19,7 @@ import { CloudletsError, isCloudletsError } from '../errors.js';
 import type { Manifest } from '../manifest/index.js';
 import { ejsBundleSource } from './ejs-bundle.js';
 import { templateError, timeoutError } from './errors.js';
+import { plainScope, renderPlain } from './plain.js';
 import { type Renderer, RendererStopped, startRenderer } from './renderer.js';
 
 export interface TemplateInput {
@@ -84,8 +86,23 @@ export async function renderTemplates(opts: RenderOptions): Promise<Map<string, 
   }
   const rendered = new Map<string, Buffer>();
   if (opts.templates.length === 0) return rendered;
+  opts.signal?.throwIfAborted();
 
   const data = JSON.stringify({ configuration: opts.configuration, manifest: opts.manifest });
+  // Templates that only put values in place are filled in here (./plain.ts); the child is started only
+  // for the others, if any.
+  const scope = plainScope(data);
+  const plain = opts.templates.map((t) => renderPlain(t.source.toString('utf8'), scope));
+  if (plain.every((text) => text !== undefined)) {
+    let total = 0;
+    for (const [i, template] of opts.templates.entries()) {
+      const output = Buffer.from(plain[i] as string, 'utf8');
+      total += output.length;
+      if (total > MAX_TOTAL_OUTPUT_BYTES) throw tooMuchOutput(template.path);
+      rendered.set(template.path, output);
+    }
+    return rendered;
+  }
   const renderer = spare ?? startRenderer();
   spare = undefined;
   const onAbort = () => renderer.close();
@@ -98,14 +115,14 @@ export async function renderTemplates(opts: RenderOptions): Promise<Map<string, 
     });
     const includes = new Map<string, string | null>();
     let total = 0;
-    for (const template of opts.templates) {
-      const output = await renderOne(renderer, template, { ...opts, timeoutMs, includes });
+    for (const [i, template] of opts.templates.entries()) {
+      const text = plain[i];
+      const output =
+        text === undefined
+          ? await renderOne(renderer, template, { ...opts, timeoutMs, includes })
+          : Buffer.from(text, 'utf8');
       total += output.length;
-      if (total > MAX_TOTAL_OUTPUT_BYTES) {
-        throw new CloudletsError('ETEMPLATE', 'the rendered templates exceed 256 MiB in total', {
-          where: template.path,
-        });
-      }
+      if (total > MAX_TOTAL_OUTPUT_BYTES) throw tooMuchOutput(template.path);
       rendered.set(template.path, output);
     }
   } catch (err) {
@@ -117,6 +134,12 @@ export async function renderTemplates(opts: RenderOptions): Promise<Map<string, 
     renderer.close();
   }
   return rendered;
+}
+
+function tooMuchOutput(templatePath: string): CloudletsError {
+  return new CloudletsError('ETEMPLATE', 'the rendered templates exceed 256 MiB in total', {
+    where: templatePath,
+  });
 }
 
 interface RenderOneOptions extends RenderOptions {
