@@ -128,6 +128,40 @@ describe('startFindWalk (the walk by GNU find)', () => {
     expect(keyOf('12', '1048576')).toBe('1048576:12');
   });
 
+  it('keeps every path of a long listing apart (its numbers are stored by blocks)', () => {
+    const count = 2500;
+    const lines = Array.from(
+      { length: count },
+      (_, i) =>
+        `${i % 3 === 0 ? 'l' : 'f'} ${(i % 512).toString(8)} ${i} ${i + 1} 1 ${i * 4096 + 1} ${1_700_000_000 + i}.${String(i).padStart(9, '0')}0 17.5000000000 ${i + 7} 254 /r/p${i}\0${i % 3 === 0 ? `t${i}` : ''}\0`,
+    );
+    const records = parseFindListing(Buffer.from(lines.join('')), 2);
+    expect(records.length).toBe(count);
+    for (const [i, r] of records.entries()) {
+      expect({
+        path: r.path.toString(),
+        mode: r.mode & 0o7777,
+        uid: r.uid,
+        gid: r.gid,
+        size: r.size,
+        mtimeSec: r.mtimeSec,
+        mtimeNsec: r.mtimeNsec,
+        ino: r.ino(),
+        link: r.link?.toString(),
+      }).toEqual({
+        path: `/p${i}`,
+        mode: i % 512,
+        uid: i,
+        gid: i + 1,
+        size: i * 4096 + 1,
+        mtimeSec: 1_700_000_000 + i,
+        mtimeNsec: i,
+        ino: BigInt(i + 7),
+        link: i % 3 === 0 ? `t${i}` : undefined,
+      });
+    }
+  });
+
   it('refuses a listing it does not know rather than guess', () => {
     expect(() => parseFindListing(Buffer.from('f 644 0 0 1 3 17.5 17.5 1 1 /r/x\0\0'), 2)).toThrow(
       /unexpected find output/,
