@@ -19,7 +19,7 @@ import {
   type VmdkAdapter,
   type VmdkSubformat,
 } from '../formats/index.js';
-import { MAX_STAGE_BUFFERS, STAGE_BYTES } from '../fs/ext4/index.js';
+import { INODE_SLAB_BYTES, MAX_STAGE_BUFFERS, STAGE_BYTES, WARM_INODE_SLABS } from '../fs/ext4/index.js';
 import { writeFat32 } from '../fs/fat/index.js';
 import type { Manifest } from '../manifest/index.js';
 import type { Entry, EntryStream, ImageSource } from '../stream/entry.js';
@@ -143,8 +143,11 @@ export async function buildDisk(o: BuildDiskOptions): Promise<BuildDiskResult> {
   // The output this build replaces hands back its cached pages while the tree is read, for the new
   // disk's writes to take (src/util/page-cache.ts); awaited before the new disk moves in.
   const released = o.force ? releaseCachedPages(o.output) : undefined;
-  // The ext4 writer's stage buffers, warmed on the thread pool while the tree is read (warm-buffers.ts).
-  const warming = o.writeRootFs ? undefined : warmBuffers(MAX_STAGE_BUFFERS, STAGE_BYTES);
+  // The ext4 writer's stage buffers and first inode table slabs, warmed on the thread pool while the tree
+  // is read (warm-buffers.ts).
+  const warming = o.writeRootFs
+    ? undefined
+    : warmBuffers(MAX_STAGE_BUFFERS, STAGE_BYTES).then(() => warmBuffers(WARM_INODE_SLABS, INODE_SLAB_BYTES));
   try {
     return await buildDiskReleased(o, released);
   } finally {

@@ -18,6 +18,11 @@ export function takeBuffer(size: number): Buffer {
   return pools.get(size)?.pop() ?? Buffer.allocUnsafe(size);
 }
 
+/** A buffer of `size` zero bytes: a warmed one (read from /dev/zero, never handed out before), else a new one. */
+export function takeZeroedBuffer(size: number): Buffer {
+  return pools.get(size)?.pop() ?? Buffer.alloc(size);
+}
+
 /**
  * Warms `count` buffers of `size` bytes for takeBuffer. Resolves when they are ready; never rejects (a
  * system without /dev/zero, or a failed read, leaves the pool as it was: takeBuffer allocates).

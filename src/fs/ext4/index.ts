@@ -10,7 +10,9 @@ export { createExt4Tally, type Ext4SizeStats, estimateExt4Size } from './size.js
 export {
   type Ext4Options,
   type Ext4Result,
+  INODE_SLAB_BYTES,
   MAX_STAGE_BUFFERS,
   STAGE_BYTES,
+  WARM_INODE_SLABS,
   writeExt4,
 } from './writer.js';
