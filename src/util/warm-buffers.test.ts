@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { releaseBuffers, takeBuffer, warmBuffers, warmedCount } from './warm-buffers.js';
+import { releaseBuffers, takeBuffer, takeZeroedBuffer, warmBuffers, warmedCount } from './warm-buffers.js';
 
 const SIZE = 256 * 1024;
 
@@ -21,6 +21,17 @@ describe('warm buffers', () => {
     expect(a.every((x) => x === 0xab)).toBe(true);
     expect(warmedCount(SIZE)).toBe(0);
     expect(takeBuffer(SIZE).length).toBe(SIZE);
+  });
+
+  it('hands out zeroed buffers, warmed ones first (an inode table slab must start all zero)', async () => {
+    await warmBuffers(1, SIZE);
+    const warmed = takeZeroedBuffer(SIZE);
+    expect(warmedCount(SIZE)).toBe(0);
+    const fresh = takeZeroedBuffer(SIZE);
+    for (const b of [warmed, fresh]) expect(b.equals(Buffer.alloc(SIZE))).toBe(true);
+    // Whatever a taken buffer holds later, the next one is zero again.
+    warmed.fill(1);
+    expect(takeZeroedBuffer(SIZE).every((x) => x === 0)).toBe(true);
   });
 
   it('offers nothing before a buffer is ready, and forgets what was not taken', async () => {
