@@ -87,7 +87,8 @@ globalThis[Symbol.for('cloudlets.renderer')] = start;
 const builtinsFile = join(dir, 'builtins.json');
 const preloaded = knownBuiltins(builtinsFile, command);
 for (const name of preloaded) require(`node:${name}`);
-const builtinsBefore = process.moduleLoadList.length;
+// process.moduleLoadList: Node's own list of the modules it has loaded (not documented; absent: no record).
+const builtinsBefore = process.moduleLoadList?.length ?? 0;
 setFlagsFromString('--semi-space-growth-factor=1');
 
 const file = join(dir, 'cloudlets.cjs');
@@ -102,7 +103,7 @@ const script = new Script(readFileSync(file, 'latin1'), {
 if (process.env.CLOUDLETS_WRITE_CODE_CACHE === cacheFile) {
   process.on('exit', () => {
     writeFileSync(cacheFile, script.createCachedData());
-    recordBuiltins(builtinsFile, command, preloaded, process.moduleLoadList.slice(builtinsBefore));
+    recordBuiltins(builtinsFile, command, preloaded, process.moduleLoadList?.slice(builtinsBefore) ?? []);
   });
 }
 const program = { exports: {} };
