@@ -4,7 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { walkAsNobody } from '../../../test/helpers.js';
-import { MAX_LISTING_BYTES, parseFindListing, startFindWalk } from './find-walk.js';
+import {
+  FoundPaths,
+  ListingParser,
+  MAX_LISTING_BYTES,
+  parseFindListing,
+  startFindWalk,
+} from './find-walk.js';
 import { startWalk, type Walk, type WalkRecord } from './walk.js';
 
 let root: string;
@@ -159,6 +165,54 @@ describe('startFindWalk (the walk by GNU find)', () => {
         ino: BigInt(i + 7),
         link: i % 3 === 0 ? `t${i}` : undefined,
       });
+    }
+  });
+
+  it('parses a listing cut anywhere between reads, each path still a view of its host path', () => {
+    const root = '/srv/img';
+    const listing = Buffer.from(
+      [
+        `d 755 0 0 3 4096 17.5000000000 17.5000000000 2 254 ${root}\0\0`,
+        `l 777 0 0 1 6 18.2500000000 18.2500000000 3 254 ${root}/link\0target\0`,
+        `f 644 1000 100 2 12 19.0000000010 19.0000000010 4 254 ${root}/${'long-name/'.repeat(8)}file\0\0`,
+        `f 600 0 0 1 0 20.5000000000 20.5000000000 5 254 ${root}/z\0\0`,
+      ].join(''),
+    );
+    const fields = (found: FoundPaths) =>
+      Array.from({ length: found.count }, (_, i) => {
+        const r = found.record(i);
+        return [
+          r.path.toString(),
+          found.hostPath(r.path, Buffer.from(root)).toString(),
+          r.mode,
+          r.size,
+          r.mtimeNsec,
+          r.ino(),
+          r.link?.toString(),
+        ];
+      });
+    const whole = new FoundPaths(root.length);
+    new ListingParser(whole).push(listing);
+    expect(fields(whole).map((f) => f[1])).toEqual([
+      root,
+      `${root}/link`,
+      `${root}/${'long-name/'.repeat(8)}file`,
+      `${root}/z`,
+    ]);
+    for (let a = 1; a < listing.length; a++) {
+      for (const b of [a + 1, a + 7, a + 90]) {
+        const found = new FoundPaths(root.length);
+        const parser = new ListingParser(found);
+        for (const [from, to] of [
+          [0, a],
+          [a, b],
+          [b, listing.length],
+        ] as const) {
+          if (from < to) parser.push(listing.subarray(from, Math.min(to, listing.length)));
+        }
+        expect(parser.complete).toBe(true);
+        expect({ a, b, records: fields(found) }).toEqual({ a, b, records: fields(whole) });
+      }
     }
   });
 

@@ -111,6 +111,15 @@ export class FoundPaths {
     );
   }
 
+  /**
+   * The host path of a path of this listing (that very Buffer): find printed the root's host path right
+   * before it (%p), so it is a view of both. `rootHost` is the root's own.
+   */
+  hostPath(path: Buffer, rootHost: Buffer): Buffer {
+    if (path.length === 1) return rootHost;
+    return Buffer.from(path.buffer, path.byteOffset - this.prefix, path.length + this.prefix);
+  }
+
   /** The indexes of the paths in byte order of the paths: the order of a walk. */
   sortedOrder(): number[] {
     const paths = this.paths;
@@ -329,6 +338,44 @@ export function parseFindRecords(out: Buffer, from: number, found: FoundPaths): 
   return at;
 }
 
+/** Parses find's output as it comes, chunk by chunk: a record may be cut anywhere between two. */
+export class ListingParser {
+  /** The start of a record whose end has not come yet. */
+  private rest: Buffer | undefined;
+
+  constructor(private readonly found: FoundPaths) {}
+
+  /** Every record has come whole (none is cut at the end of the output so far). */
+  get complete(): boolean {
+    return this.rest === undefined;
+  }
+
+  /** Parses `chunk`'s records; throws UnexpectedListing for output this parser does not know. */
+  push(chunk: Buffer): void {
+    let from = 0;
+    const rest = this.rest;
+    if (rest) {
+      // The record cut by the chunk's start is joined alone: the two NULs that end it (after the path,
+      // after the link) are in `rest` and in the chunk's first bytes. Joining the whole chunk copied the
+      // listing once more, into fresh memory: a page fault per 4 KiB.
+      const first = chunk.indexOf(0);
+      const end = rest.includes(0) || first < 0 ? first : chunk.indexOf(0, first + 1);
+      if (end < 0) {
+        this.rest = Buffer.concat([rest, chunk]); // a record longer than a chunk (a very long path)
+        return;
+      }
+      const record = Buffer.concat([rest, chunk.subarray(0, end + 1)]);
+      if (parseFindRecords(record, 0, this.found) !== record.length) {
+        throw new UnexpectedListing('a record cut between two reads did not parse whole');
+      }
+      this.rest = undefined;
+      from = end + 1;
+    }
+    const end = parseFindRecords(chunk, from, this.found);
+    this.rest = end < chunk.length ? chunk.subarray(end) : undefined;
+  }
+}
+
 /** Parses a whole listing, in its order; one that ends inside a record is not one find printed. */
 export function parseFindListing(out: Buffer, prefix: number): WalkRecord[] {
   const found = new FoundPaths(prefix);
@@ -363,20 +410,17 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
   // 10,000-path tree against 45-60 ms when the pipe is drained first). Parsed only once find is done,
   // the parse (~25 ms) waited for find and the main thread sat idle meanwhile.
   const pending: Buffer[] = [];
-  /** The start of a record whose end has not come yet. */
-  let rest: Buffer | undefined;
   let parsing = false;
   let found = new FoundPaths(Buffer.byteLength(rootText));
+  const parser = new ListingParser(found);
   let bytes = 0;
   let trouble = !exact;
   /** Parses the pending chunks, one or all; a listing it cannot read is left to the thread. */
   const parsePending = (all: boolean) => {
     while (pending.length > 0 && !trouble) {
       const chunk = pending.shift() as Buffer;
-      const out = rest ? Buffer.concat([rest, chunk]) : chunk;
       try {
-        const end = parseFindRecords(out, 0, found);
-        rest = end < out.length ? out.subarray(end) : undefined;
+        parser.push(chunk);
       } catch (err) {
         if (!(err instanceof UnexpectedListing)) throw err;
         trouble = true;
@@ -423,7 +467,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
     });
     child.on('close', (code) => {
       if (code === 0 && !trouble) parsePending(true);
-      resolve(code === 0 && !trouble && rest === undefined);
+      resolve(code === 0 && !trouble && parser.complete);
     });
   });
 
@@ -440,7 +484,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
         const complete = await listed;
         if (stopped) return undefined;
         if (!complete) {
-          found = new FoundPaths(found.prefix);
+          found = new FoundPaths(found.prefix); // the records the thread gives replace these
           thread = startWalk(realRoot, pruned, opts);
           return thread.next();
         }
@@ -453,10 +497,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
       return batch;
     },
     hostPath(path) {
-      if (thread) return thread.hostPath(path);
-      // The listing holds each path right after the root's host path (find's %p): a view of both.
-      if (path.length === 1) return rootHost;
-      return Buffer.from(path.buffer, path.byteOffset - found.prefix, path.length + found.prefix);
+      return thread ? thread.hostPath(path) : found.hostPath(path, rootHost);
     },
     stop() {
       stopped = true;
