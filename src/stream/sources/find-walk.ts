@@ -244,7 +244,7 @@ class UnexpectedListing extends Error {}
  * bytes of the root are cut from each path); returns where the first incomplete record starts, out.length
  * when none is. A record is complete once its two NULs, after the path and after the link, have come.
  */
-export function parseFindRecords(out: Buffer, from: number, found: FoundPaths): number {
+function parseFindRecords(out: Buffer, from: number, found: FoundPaths): number {
   const prefix = found.prefix;
   const chunkIndex = found.chunks.length;
   let at = from;
