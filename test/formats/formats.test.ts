@@ -3,7 +3,7 @@
 // `qemu-img compare` must find identical content, `qemu-img info` must report the exact virtual size,
 // and the same writes with the same seed must give the same bytes.
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { inflateSync } from 'node:zlib';
@@ -134,6 +134,33 @@ describe('VMDK streamOptimized', () => {
     await t.abort();
     expect(readdirSync(tmp.path)).not.toContain('aborted.vmdk.spill');
     await t.abort(); // twice is harmless
+  });
+
+  it('the deflate pool stores random grains, takes the zeros between random bytes, deflates text', async () => {
+    const pool = createDeflatePool({ size: 2 });
+    try {
+      const random = randomBytes(65536);
+      // Small compressed files laid out in 4 KiB blocks: 2.5 KiB of random bytes, then zeros.
+      const tails = Buffer.alloc(65536);
+      for (let at = 0; at < tails.length; at += 4096) randomBytes(2560).copy(tails, at);
+      const text = Buffer.from(
+        'a line of text, as configuration files have them\n'.repeat(1400).slice(0, 65536),
+      );
+      const batch = Buffer.concat([random, tails, text]);
+      const [r, t, x] = await pool.deflate(new Uint8Array(batch).buffer as ArrayBuffer, 65536);
+      for (const [out, input] of [
+        [r, random],
+        [t, tails],
+        [x, text],
+      ] as const) {
+        expect(inflateSync(out as Buffer).equals(input)).toBe(true);
+      }
+      expect(r!.length).toBeGreaterThan(65536); // stored: no time spent deflating it
+      expect(t!.length).toBeLessThan(0.66 * 65536); // the zeros went, the random bytes stayed
+      expect(x!.length).toBeLessThan(0.05 * 65536);
+    } finally {
+      await pool.close();
+    }
   });
 
   it('the deflate pool returns results in submission order', async () => {
