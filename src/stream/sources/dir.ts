@@ -13,7 +13,7 @@ import { type BigIntStats, lstatSync, readlinkSync, realpathSync, statSync } fro
 import { CloudletsError } from '../../errors.js';
 import { type Entry, type EntryType, eachEntry, type ImageSource } from '../entry.js';
 import { startFindWalk } from './find-walk.js';
-import { openHostFile, sourceError } from './host-file.js';
+import { hostPaths, openHostFile, sourceError } from './host-file.js';
 import { type ResolveFs, resolveImagePath } from './resolve.js';
 import { type InodeKey, prunedRootNames, startWalk, type Walk, type WalkRecord } from './walk.js';
 import { startTreeXattrs, type TreeXattrRuns } from './xattrs.js';
@@ -106,9 +106,7 @@ export function openDirectorySource(root: string, opts: DirectorySourceOptions =
     if (err instanceof CloudletsError) throw err;
     throw sourceError(err, Buffer.from(root), 'open the image directory');
   }
-  const hostRoot = Buffer.from(realRoot === '/' ? '' : realRoot);
-  const host = (path: Buffer) =>
-    path.length === 1 ? Buffer.from(realRoot) : Buffer.concat([hostRoot, path]);
+  const host = hostPaths(realRoot);
 
   /** The walk and the getfattr runs of one iteration, started as soon as asked for. */
   interface Reading {

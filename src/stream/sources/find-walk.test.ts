@@ -123,7 +123,7 @@ describe('startFindWalk (the walk by GNU find)', () => {
     const keyOf = (ino: string, dev: string) =>
       parseFindListing(
         Buffer.from(`f 644 0 0 2 3 17.5000000000 17.5000000000 ${ino} ${dev} /r/x\0\0`),
-        2,
+        '/r',
       )[0]?.inodeKey();
     expect(keyOf('12', '254')).toBe(12 * 2 ** 20 + 254);
     expect(keyOf('12', '255')).not.toBe(keyOf('12', '254'));
@@ -141,7 +141,7 @@ describe('startFindWalk (the walk by GNU find)', () => {
       (_, i) =>
         `${i % 3 === 0 ? 'l' : 'f'} ${(i % 512).toString(8)} ${i} ${i + 1} 1 ${i * 4096 + 1} ${1_700_000_000 + i}.${String(i).padStart(9, '0')}0 17.5000000000 ${i + 7} 254 /r/p${i}\0${i % 3 === 0 ? `t${i}` : ''}\0`,
     );
-    const records = parseFindListing(Buffer.from(lines.join('')), 2);
+    const records = parseFindListing(Buffer.from(lines.join('')), '/r');
     expect(records.length).toBe(count);
     for (const [i, r] of records.entries()) {
       expect({
@@ -183,7 +183,7 @@ describe('startFindWalk (the walk by GNU find)', () => {
         const r = found.record(i);
         return [
           r.path.toString(),
-          found.hostPath(r.path, Buffer.from(root)).toString(),
+          found.hostPath(r.path).toString(),
           r.mode,
           r.size,
           r.mtimeNsec,
@@ -191,7 +191,7 @@ describe('startFindWalk (the walk by GNU find)', () => {
           r.link?.toString(),
         ];
       });
-    const whole = new FoundPaths(root.length);
+    const whole = new FoundPaths(root);
     new ListingParser(whole).push(listing);
     expect(fields(whole).map((f) => f[1])).toEqual([
       root,
@@ -201,7 +201,7 @@ describe('startFindWalk (the walk by GNU find)', () => {
     ]);
     for (let a = 1; a < listing.length; a++) {
       for (const b of [a + 1, a + 7, a + 90]) {
-        const found = new FoundPaths(root.length);
+        const found = new FoundPaths(root);
         const parser = new ListingParser(found);
         for (const [from, to] of [
           [0, a],
@@ -217,7 +217,7 @@ describe('startFindWalk (the walk by GNU find)', () => {
   });
 
   it('refuses a listing it does not know rather than guess', () => {
-    expect(() => parseFindListing(Buffer.from('f 644 0 0 1 3 17.5 17.5 1 1 /r/x\0\0'), 2)).toThrow(
+    expect(() => parseFindListing(Buffer.from('f 644 0 0 1 3 17.5 17.5 1 1 /r/x\0\0'), '/r')).toThrow(
       /unexpected find output/,
     );
     expect(MAX_LISTING_BYTES).toBeGreaterThan(1 << 20);

@@ -9,7 +9,7 @@
  * when it reports anything (a directory it cannot read, a path gone meanwhile), or when its listing
  * outgrows MAX_LISTING_BYTES, the walk is done again by the thread, which reports the failure exactly
  * where a walk meets it. The listing is held whole before it is sorted: memory grows with the number of
- * paths (the listing's text, ~150 bytes a path, plus 72 bytes of numbers and a path Buffer, ~100 bytes),
+ * paths (the listing's text, ~150 bytes a path, plus 68 bytes of numbers and a path Buffer, ~100 bytes),
  * bounded by that limit. A path's record object is made only when it is handed out.
  *
  * Output format, per path: `TYPE PERM UID GID NLINK SIZE MTIME CTIME INO DEV PATH\0LINK\0`, where the
@@ -62,9 +62,8 @@ const CHUNK = 6;
 const INO_AT = 7;
 const DEV_AT = 8;
 const DEV_END = 9;
-const HOST_AT = 10;
-const LINK_END = 11;
-const INT_FIELDS = 12;
+const LINK_END = 10;
+const INT_FIELDS = 11;
 const SIZE = 0;
 const MTIME_SEC = 1;
 const CTIME_SEC = 2;
@@ -86,10 +85,15 @@ export class FoundPaths {
   /** The listing, as the chunks the paths came in. */
   readonly chunks: Buffer[] = [];
 
-  constructor(
-    /** Bytes of the root's host path before each image path (`/srv/img` of `/srv/img/etc`). */
-    readonly prefix: number,
-  ) {}
+  /** Bytes of the root's host path before each image path (`/srv/img` of `/srv/img/etc`; none for `/`). */
+  readonly prefix: number;
+  private readonly rootHost: Buffer;
+
+  /** `realRoot`: the image directory find was given (resolved). */
+  constructor(readonly realRoot: string) {
+    this.prefix = realRoot === '/' ? 0 : Buffer.byteLength(realRoot);
+    this.rootHost = Buffer.from(realRoot);
+  }
 
   /** Makes room for one more path (at index `count`). */
   grow(): void {
@@ -113,10 +117,10 @@ export class FoundPaths {
 
   /**
    * The host path of a path of this listing (that very Buffer): find printed the root's host path right
-   * before it (%p), so it is a view of both. `rootHost` is the root's own.
+   * before it (%p), so it is a view of both; the root's is its own.
    */
-  hostPath(path: Buffer, rootHost: Buffer): Buffer {
-    if (path.length === 1) return rootHost;
+  hostPath(path: Buffer): Buffer {
+    if (path.length === 1) return this.rootHost;
     return Buffer.from(path.buffer, path.byteOffset - this.prefix, path.length + this.prefix);
   }
 
@@ -217,19 +221,10 @@ class FoundRecord implements WalkRecord {
     for (let i = from; i < to; i++) v = v * 10 + ((chunk[i] as number) - 0x30);
     return v;
   }
-  hostPath(): Buffer {
-    const chunk = this.chunk;
-    // Any other path is the host path's tail, in the same listing; the root's (`/`) is made apart.
-    const end =
-      this.path.length === 1
-        ? chunk.indexOf(0, this.int(HOST_AT))
-        : this.path.byteOffset - chunk.byteOffset + this.path.length;
-    return chunk.subarray(this.int(HOST_AT), end);
-  }
   rdev(): bigint {
     // find does not print it: a device (rare) is asked directly.
     try {
-      return lstatSync(this.hostPath(), { bigint: true }).rdev;
+      return lstatSync(this.found.hostPath(this.path), { bigint: true }).rdev;
     } catch (err) {
       throw sourceError(err, this.path, 'read metadata');
     }
@@ -326,7 +321,6 @@ function parseFindRecords(out: Buffer, from: number, found: FoundPaths): number 
     ints[i + DEV_AT] = at - 1;
     skipWord();
     ints[i + DEV_END] = at - 1;
-    ints[i + HOST_AT] = at;
     ints[i + LINK_END] = linkEnd;
     // The root itself is printed as the root's path: it is `/` in the image.
     found.paths.push(pathEnd - at <= prefix ? Buffer.from('/') : out.subarray(at + prefix, pathEnd));
@@ -376,9 +370,12 @@ export class ListingParser {
   }
 }
 
-/** Parses a whole listing, in its order; one that ends inside a record is not one find printed. */
-export function parseFindListing(out: Buffer, prefix: number): WalkRecord[] {
-  const found = new FoundPaths(prefix);
+/**
+ * Parses a whole listing of `realRoot`, in its order; one that ends inside a record is not one find
+ * printed.
+ */
+export function parseFindListing(out: Buffer, realRoot: string): WalkRecord[] {
+  const found = new FoundPaths(realRoot);
   if (parseFindRecords(out, 0, found) !== out.length) {
     throw new UnexpectedListing('find output ends inside a record');
   }
@@ -411,7 +408,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
   // the parse (~25 ms) waited for find and the main thread sat idle meanwhile.
   const pending: Buffer[] = [];
   let parsing = false;
-  let found = new FoundPaths(Buffer.byteLength(rootText));
+  let found = new FoundPaths(realRoot);
   const parser = new ListingParser(found);
   let bytes = 0;
   let trouble = !exact;
@@ -476,7 +473,6 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
   let handed = 0;
   let thread: Walk | undefined;
   let stopped = false;
-  const rootHost = Buffer.from(realRoot);
   return {
     async next() {
       if (thread) return thread.next();
@@ -484,7 +480,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
         const complete = await listed;
         if (stopped) return undefined;
         if (!complete) {
-          found = new FoundPaths(found.prefix); // the records the thread gives replace these
+          found = new FoundPaths(realRoot); // the records the thread gives replace these
           thread = startWalk(realRoot, pruned, opts);
           return thread.next();
         }
@@ -497,7 +493,7 @@ export function startFindWalk(realRoot: string, pruned: string[], opts: WalkOpti
       return batch;
     },
     hostPath(path) {
-      return thread ? thread.hostPath(path) : found.hostPath(path, rootHost);
+      return thread ? thread.hostPath(path) : found.hostPath(path);
     },
     stop() {
       stopped = true;

@@ -17,6 +17,16 @@ const HOST_FILE_FLAGS = constants.O_RDONLY | O_NOFOLLOW | constants.O_NONBLOCK;
 /** One byte read past the expected end, to notice a file that grew; never handed out. */
 const PROBE = Buffer.alloc(1);
 
+/**
+ * The host path of an image path under the image directory `realRoot` (resolved): the root's own for `/`,
+ * else the root's followed by the path.
+ */
+export function hostPaths(realRoot: string): (path: Buffer) => Buffer {
+  const rootHost = Buffer.from(realRoot);
+  const prefix = Buffer.from(realRoot === '/' ? '' : realRoot);
+  return (path) => (path.length === 1 ? rootHost : Buffer.concat([prefix, path]));
+}
+
 /** A failed system call on an image path, as the user sees it: `cannot open: EACCES` at `/etc/shadow`. */
 export function sourceErrorFromCode(
   code: string,

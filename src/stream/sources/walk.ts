@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { startEvalWorker } from '../../util/eval-worker.js';
 import type { HostStat } from '../entry.js';
-import { sourceErrorFromCode } from './host-file.js';
+import { hostPaths, sourceErrorFromCode } from './host-file.js';
 import { RECORD, WALK_CTRL, type WalkChunk, type WalkerData, walkerThread } from './walk-worker.js';
 
 /**
@@ -120,8 +120,6 @@ export function startWalk(realRoot: string, pruned: string[], opts: WalkOptions 
     wake?.();
   });
 
-  const rootHost = Buffer.from(realRoot);
-  const hostRoot = Buffer.from(realRoot === '/' ? '' : realRoot);
   const bump = () => {
     Atomics.add(ctrl, WALK_CTRL.MAIN_EVENT, 1);
     Atomics.notify(ctrl, WALK_CTRL.MAIN_EVENT);
@@ -153,9 +151,7 @@ export function startWalk(realRoot: string, pruned: string[], opts: WalkOptions 
         wake = undefined;
       }
     },
-    hostPath(path) {
-      return path.length === 1 ? rootHost : Buffer.concat([hostRoot, path]);
-    },
+    hostPath: hostPaths(realRoot),
     stop() {
       ended = true;
       Atomics.store(ctrl, WALK_CTRL.STOP, 1);
