@@ -93,14 +93,19 @@ export async function renderTemplates(opts: RenderOptions): Promise<Map<string, 
   // for the others, if any.
   const scope = plainScope(data);
   const plain = opts.templates.map((t) => renderPlain(t.source.toString('utf8'), scope));
-  if (plain.every((text) => text !== undefined)) {
-    let total = 0;
-    for (const [i, template] of opts.templates.entries()) {
-      const output = Buffer.from(plain[i] as string, 'utf8');
-      total += output.length;
-      if (total > MAX_TOTAL_OUTPUT_BYTES) throw tooMuchOutput(template.path);
-      rendered.set(template.path, output);
+  let total = 0;
+  const keep = (template: TemplateInput, output: Buffer) => {
+    total += output.length;
+    if (total > MAX_TOTAL_OUTPUT_BYTES) {
+      throw new CloudletsError('ETEMPLATE', 'the rendered templates exceed 256 MiB in total', {
+        where: template.path,
+      });
     }
+    rendered.set(template.path, output);
+  };
+  if (plain.every((text) => text !== undefined)) {
+    for (const [i, template] of opts.templates.entries())
+      keep(template, Buffer.from(plain[i] as string, 'utf8'));
     return rendered;
   }
   const renderer = spare ?? startRenderer();
@@ -114,16 +119,14 @@ export async function renderTemplates(opts: RenderOptions): Promise<Map<string, 
       templatePath: first,
     });
     const includes = new Map<string, string | null>();
-    let total = 0;
     for (const [i, template] of opts.templates.entries()) {
       const text = plain[i];
-      const output =
+      keep(
+        template,
         text === undefined
           ? await renderOne(renderer, template, { ...opts, timeoutMs, includes })
-          : Buffer.from(text, 'utf8');
-      total += output.length;
-      if (total > MAX_TOTAL_OUTPUT_BYTES) throw tooMuchOutput(template.path);
-      rendered.set(template.path, output);
+          : Buffer.from(text, 'utf8'),
+      );
     }
   } catch (err) {
     // The renderer killed by onAbort: its failure is the interruption's.
@@ -134,12 +137,6 @@ export async function renderTemplates(opts: RenderOptions): Promise<Map<string, 
     renderer.close();
   }
   return rendered;
-}
-
-function tooMuchOutput(templatePath: string): CloudletsError {
-  return new CloudletsError('ETEMPLATE', 'the rendered templates exceed 256 MiB in total', {
-    where: templatePath,
-  });
 }
 
 interface RenderOneOptions extends RenderOptions {
