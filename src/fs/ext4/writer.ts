@@ -123,6 +123,7 @@ const STAGE_BLOCKS = 256;
 const MAX_INFLIGHT = 2;
 /** Bytes of a stage buffer, and how many a writer holds at most: one filling, MAX_INFLIGHT + 1 writing. */
 export const STAGE_BYTES = STAGE_BLOCKS * BLOCK_SIZE;
+export const MAX_STAGE_BUFFERS = MAX_INFLIGHT + 2;
 /**
  * Inode tables are held in slabs of 256 inodes (64 KiB), made as inodes are used. A fresh slab's memory
  * is touched on the main thread as its inodes are written, a page fault per 4 KiB (~10 us on a VM); a
@@ -133,7 +134,6 @@ export const INODE_SLAB_BYTES = 64 * 1024;
 export const WARM_INODE_SLABS = 32;
 const SLAB_INODES = INODE_SLAB_BYTES / INODE_SIZE;
 const SLAB_BLOCKS = INODE_SLAB_BYTES / BLOCK_SIZE;
-export const MAX_STAGE_BUFFERS = MAX_INFLIGHT + 2;
 const ROOT_INO = 2;
 const JOURNAL_INO = 8;
 const LOST_FOUND_INO = 11;
